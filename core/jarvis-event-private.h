@@ -1,0 +1,22 @@
+#pragma once
+
+#include "jarvis/jarvis.h"
+
+G_BEGIN_DECLS
+
+/* Seals the event: from now on setters are programmer errors. The bus seals
+ * every event it accepts, before any handler or thread can see it. */
+void _jarvis_event_seal (JarvisEvent *event);
+
+gboolean _jarvis_event_is_sealed (JarvisEvent *event);
+
+/* Builds a flush event; only the bus emits those. @text is copied. */
+JarvisEvent *_jarvis_event_new_flush (const char *request_id,
+                                      const char *session_id,
+                                      const char *trace_id,
+                                      guint       choice,
+                                      const char *text,
+                                      gsize       length,
+                                      guint       token_count);
+
+G_END_DECLS

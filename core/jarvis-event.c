@@ -1,0 +1,454 @@
+#include "config.h"
+
+#include "jarvis-event-private.h"
+
+struct _JarvisEvent
+{
+  gatomicrefcount ref_count;
+  gint sealed;                  /* atomic; set once by the bus */
+
+  const char *event_type;       /* interned */
+  char *request_id;             /* owned */
+  char *session_id;             /* owned, nullable */
+  char *trace_id;               /* owned, nullable */
+  char *text;                   /* owned, nullable, NUL-terminated */
+  gsize text_length;
+  GVariant *payload;            /* owned, a{sv}, nullable */
+  guint token_count;
+  guint choice;
+};
+
+G_DEFINE_BOXED_TYPE (JarvisEvent, jarvis_event, jarvis_event_ref, jarvis_event_unref)
+
+/**
+ * jarvis_event_new:
+ * @event_type: the event type, such as %JARVIS_EVENT_STREAM_DELTA
+ * @request_id: the request the event belongs to
+ *
+ * Creates an event. Set its optional fields, then hand it to
+ * jarvis_bus_emit() or jarvis_plugin_emit(), which seal it.
+ *
+ * Returns: (transfer full): a new event
+ *
+ * Since: 0.1
+ */
+JarvisEvent *
+jarvis_event_new (const char *event_type,
+                  const char *request_id)
+{
+  JarvisEvent *event;
+
+  g_return_val_if_fail (event_type != NULL && *event_type != '\0', NULL);
+  g_return_val_if_fail (request_id != NULL, NULL);
+
+  event = g_new0 (JarvisEvent, 1);
+  g_atomic_ref_count_init (&event->ref_count);
+  event->event_type = g_intern_string (event_type);
+  event->request_id = g_strdup (request_id);
+
+  return event;
+}
+
+/**
+ * jarvis_event_ref:
+ * @event: an event
+ *
+ * Takes a reference. Safe from any thread.
+ *
+ * Returns: (transfer full): @event
+ *
+ * Since: 0.1
+ */
+JarvisEvent *
+jarvis_event_ref (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, NULL);
+
+  g_atomic_ref_count_inc (&event->ref_count);
+
+  return event;
+}
+
+/**
+ * jarvis_event_unref:
+ * @event: (nullable) (transfer full): an event
+ *
+ * Drops a reference and frees the event with the last one. Safe from any
+ * thread; %NULL is ignored.
+ *
+ * Since: 0.1
+ */
+void
+jarvis_event_unref (JarvisEvent *event)
+{
+  if (event == NULL)
+    return;
+
+  if (!g_atomic_ref_count_dec (&event->ref_count))
+    return;
+
+  g_free (event->request_id);
+  g_free (event->session_id);
+  g_free (event->trace_id);
+  g_free (event->text);
+  g_clear_pointer (&event->payload, g_variant_unref);
+  g_free (event);
+}
+
+static gboolean
+check_mutable (JarvisEvent *event,
+               const char  *setter)
+{
+  if (!g_atomic_int_get (&event->sealed))
+    return TRUE;
+
+  g_critical ("%s: event %s for request %s was already emitted and is immutable",
+              setter, event->event_type, event->request_id);
+  return FALSE;
+}
+
+/**
+ * jarvis_event_set_text:
+ * @event: an unsealed event
+ * @text: (nullable) (array length=length): the text, UTF-8 expected
+ * @length: length of @text in bytes, or -1 if it is NUL-terminated
+ *
+ * Sets the event's text, such as a delta's token. The bytes are copied as
+ * they are; the bus repairs invalid UTF-8 when it buffers delta text.
+ *
+ * Since: 0.1
+ */
+void
+jarvis_event_set_text (JarvisEvent *event,
+                       const char  *text,
+                       gssize       length)
+{
+  g_return_if_fail (event != NULL);
+  g_return_if_fail (text != NULL || length <= 0);
+
+  if (!check_mutable (event, G_STRFUNC))
+    return;
+
+  g_clear_pointer (&event->text, g_free);
+  event->text_length = 0;
+
+  if (text == NULL)
+    return;
+
+  if (length < 0)
+    length = strlen (text);
+
+  event->text = g_malloc (length + 1);
+  memcpy (event->text, text, length);
+  event->text[length] = '\0';
+  event->text_length = length;
+}
+
+/**
+ * jarvis_event_set_session_id:
+ * @event: an unsealed event
+ * @session_id: (nullable): the session, or %NULL for %JARVIS_SESSION_DEFAULT
+ *
+ * Sets the session the event's request belongs to.
+ *
+ * Since: 0.1
+ */
+void
+jarvis_event_set_session_id (JarvisEvent *event,
+                             const char  *session_id)
+{
+  g_return_if_fail (event != NULL);
+
+  if (!check_mutable (event, G_STRFUNC))
+    return;
+
+  g_free (event->session_id);
+  event->session_id = g_strdup (session_id);
+}
+
+/**
+ * jarvis_event_set_trace_id:
+ * @event: an unsealed event
+ * @trace_id: (nullable): a trace id for correlating logs
+ *
+ * Sets the event's trace id.
+ *
+ * Since: 0.1
+ */
+void
+jarvis_event_set_trace_id (JarvisEvent *event,
+                           const char  *trace_id)
+{
+  g_return_if_fail (event != NULL);
+
+  if (!check_mutable (event, G_STRFUNC))
+    return;
+
+  g_free (event->trace_id);
+  event->trace_id = g_strdup (trace_id);
+}
+
+/**
+ * jarvis_event_set_payload:
+ * @event: an unsealed event
+ * @payload: (nullable): an `a{sv}` variant; a floating reference is sunk
+ *
+ * Sets the event's structured payload.
+ *
+ * Since: 0.1
+ */
+void
+jarvis_event_set_payload (JarvisEvent *event,
+                          GVariant    *payload)
+{
+  g_return_if_fail (event != NULL);
+  g_return_if_fail (payload == NULL ||
+                    g_variant_is_of_type (payload, G_VARIANT_TYPE_VARDICT));
+
+  if (!check_mutable (event, G_STRFUNC))
+    {
+      if (payload != NULL)
+        g_variant_unref (g_variant_ref_sink (payload));
+      return;
+    }
+
+  g_clear_pointer (&event->payload, g_variant_unref);
+  if (payload != NULL)
+    event->payload = g_variant_ref_sink (payload);
+}
+
+/**
+ * jarvis_event_set_choice:
+ * @event: an unsealed event
+ * @choice: the index of the choice in a multi-choice stream
+ *
+ * Sets which choice of the request a delta belongs to. Each choice has its
+ * own text buffer and its own flush events.
+ *
+ * Since: 0.1
+ */
+void
+jarvis_event_set_choice (JarvisEvent *event,
+                         guint        choice)
+{
+  g_return_if_fail (event != NULL);
+
+  if (!check_mutable (event, G_STRFUNC))
+    return;
+
+  event->choice = choice;
+}
+
+/**
+ * jarvis_event_get_event_type:
+ * @event: an event
+ *
+ * Returns: (transfer none): the event type, an interned string
+ *
+ * Since: 0.1
+ */
+const char *
+jarvis_event_get_event_type (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, NULL);
+
+  return event->event_type;
+}
+
+/**
+ * jarvis_event_has_type:
+ * @event: an event
+ * @event_type: an event type
+ *
+ * Returns: whether @event is of type @event_type
+ *
+ * Since: 0.1
+ */
+gboolean
+jarvis_event_has_type (JarvisEvent *event,
+                       const char  *event_type)
+{
+  g_return_val_if_fail (event != NULL, FALSE);
+  g_return_val_if_fail (event_type != NULL, FALSE);
+
+  return g_str_equal (event->event_type, event_type);
+}
+
+/**
+ * jarvis_event_get_request_id:
+ * @event: an event
+ *
+ * Returns: (transfer none): the id of the request the event belongs to
+ *
+ * Since: 0.1
+ */
+const char *
+jarvis_event_get_request_id (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, NULL);
+
+  return event->request_id;
+}
+
+/**
+ * jarvis_event_get_session_id:
+ * @event: an event
+ *
+ * Returns: (transfer none): the session, %JARVIS_SESSION_DEFAULT when none
+ *   was set
+ *
+ * Since: 0.1
+ */
+const char *
+jarvis_event_get_session_id (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, NULL);
+
+  return event->session_id != NULL ? event->session_id : JARVIS_SESSION_DEFAULT;
+}
+
+/**
+ * jarvis_event_get_trace_id:
+ * @event: an event
+ *
+ * Returns: (transfer none) (nullable): the trace id
+ *
+ * Since: 0.1
+ */
+const char *
+jarvis_event_get_trace_id (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, NULL);
+
+  return event->trace_id;
+}
+
+/**
+ * jarvis_event_get_text:
+ * @event: an event
+ * @length: (out) (optional): the text's length in bytes
+ *
+ * Returns: (transfer none) (nullable): the text, NUL-terminated, or %NULL
+ *   when the event has none
+ *
+ * Since: 0.1
+ */
+const char *
+jarvis_event_get_text (JarvisEvent *event,
+                       gsize       *length)
+{
+  g_return_val_if_fail (event != NULL, NULL);
+
+  if (length != NULL)
+    *length = event->text_length;
+
+  return event->text;
+}
+
+/**
+ * jarvis_event_get_payload:
+ * @event: an event
+ *
+ * Returns: (transfer none) (nullable): the `a{sv}` payload
+ *
+ * Since: 0.1
+ */
+GVariant *
+jarvis_event_get_payload (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, NULL);
+
+  return event->payload;
+}
+
+/**
+ * jarvis_event_get_token_count:
+ * @event: an event
+ *
+ * Returns: the number of delta events coalesced into a flush event, or 0
+ *   for other events
+ *
+ * Since: 0.1
+ */
+guint
+jarvis_event_get_token_count (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, 0);
+
+  return event->token_count;
+}
+
+/**
+ * jarvis_event_get_choice:
+ * @event: an event
+ *
+ * Returns: the choice index of a delta or flush event, 0 by default
+ *
+ * Since: 0.1
+ */
+guint
+jarvis_event_get_choice (JarvisEvent *event)
+{
+  g_return_val_if_fail (event != NULL, 0);
+
+  return event->choice;
+}
+
+/**
+ * jarvis_event_get_outcome:
+ * @event: an event
+ *
+ * Returns: (transfer none) (nullable): the `outcome` of a
+ *   %JARVIS_EVENT_STREAM_COMPLETE event, or %NULL for other events
+ *
+ * Since: 0.1
+ */
+const char *
+jarvis_event_get_outcome (JarvisEvent *event)
+{
+  const char *outcome = NULL;
+
+  g_return_val_if_fail (event != NULL, NULL);
+
+  if (event->payload == NULL)
+    return NULL;
+
+  if (!g_variant_lookup (event->payload, "outcome", "&s", &outcome))
+    return NULL;
+
+  return outcome;
+}
+
+void
+_jarvis_event_seal (JarvisEvent *event)
+{
+  g_atomic_int_set (&event->sealed, 1);
+}
+
+gboolean
+_jarvis_event_is_sealed (JarvisEvent *event)
+{
+  return g_atomic_int_get (&event->sealed);
+}
+
+JarvisEvent *
+_jarvis_event_new_flush (const char *request_id,
+                         const char *session_id,
+                         const char *trace_id,
+                         guint       choice,
+                         const char *text,
+                         gsize       length,
+                         guint       token_count)
+{
+  JarvisEvent *event;
+
+  event = jarvis_event_new (JARVIS_EVENT_STREAM_FLUSH, request_id);
+  event->session_id = g_strdup (session_id);
+  event->trace_id = g_strdup (trace_id);
+  event->choice = choice;
+  event->token_count = token_count;
+  jarvis_event_set_text (event, text, length);
+  _jarvis_event_seal (event);
+
+  return event;
+}
