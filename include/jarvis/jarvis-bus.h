@@ -187,6 +187,10 @@ gboolean jarvis_bus_cancel_request (JarvisBus  *bus,
 JARVIS_API
 void jarvis_bus_cancel_all (JarvisBus *bus);
 
+JARVIS_API G_GNUC_WARN_UNUSED_RESULT
+GCancellable *jarvis_bus_dup_request_cancellable (JarvisBus  *bus,
+                                                  const char *request_id);
+
 JARVIS_API
 guint jarvis_bus_get_n_active_requests (JarvisBus *bus);
 
