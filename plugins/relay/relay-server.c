@@ -1,0 +1,602 @@
+#include "relay-server.h"
+
+#include <libsoup/soup.h>
+
+#include "relay-resources.h"
+
+#define PAGE_RESOURCE "/org/jarvis-events/relay/index.html"
+
+/* EventSource waits this long before it reconnects after a drop. */
+#define RETRY_MS 1000
+
+struct _RelayWrite
+{
+  gatomicrefcount ref_count;
+  RelayFrame *frame;          /* owned */
+  guint pending;              /* clients that still have to write the frame */
+  gboolean done;              /* @done_func ran */
+  RelayWriteDoneFunc done_func;
+  gpointer user_data;
+};
+
+typedef struct
+{
+  RelayServer *server;        /* unowned: the server owns the client */
+  guint64 id;                 /* for log lines */
+  SoupServerMessage *message; /* owned */
+  GQueue queue;               /* owned RelayWrite refs, not yet written */
+  RelayWrite *in_flight;      /* owned, nullable: the frame being written */
+  gboolean writing;           /* a chunk is appended and not yet written */
+  gboolean closed;            /* dropped by us or gone */
+  gulong wrote_chunk_id;
+  gulong finished_id;
+} RelayClient;
+
+struct _RelayServer
+{
+  GMainContext *context;      /* owned */
+  SoupServer *soup_server;    /* owned */
+  char *token;                /* owned, nullable */
+  guint client_queue;
+  RelayHistory *history;      /* owned */
+  GList *clients;             /* owned RelayClient pointers */
+  guint64 next_client_id;
+};
+
+RelayWrite *
+relay_write_new (RelayFrame         *frame,
+                 RelayWriteDoneFunc  done,
+                 gpointer            user_data)
+{
+  RelayWrite *write = g_new0 (RelayWrite, 1);
+
+  g_atomic_ref_count_init (&write->ref_count);
+  write->frame = relay_frame_ref (frame);
+  write->done_func = done;
+  write->user_data = user_data;
+
+  return write;
+}
+
+RelayWrite *
+relay_write_ref (RelayWrite *write)
+{
+  g_atomic_ref_count_inc (&write->ref_count);
+
+  return write;
+}
+
+void
+relay_write_unref (RelayWrite *write)
+{
+  if (write == NULL || !g_atomic_ref_count_dec (&write->ref_count))
+    return;
+
+  relay_frame_unref (write->frame);
+  g_free (write);
+}
+
+static void
+finish_write (RelayWrite *write)
+{
+  if (write->done)
+    return;
+
+  write->done = TRUE;
+  if (write->done_func != NULL)
+    write->done_func (write, write->user_data);
+}
+
+/* Counts one client as finished with @write, and drops the client's
+ * reference. */
+static void
+release_write (RelayWrite *write)
+{
+  g_assert (write->pending > 0);
+
+  write->pending--;
+  if (write->pending == 0)
+    finish_write (write);
+
+  relay_write_unref (write);
+}
+
+/* libsoup creates its I/O sources in the thread-default context, which may
+ * not be the bus's context when a bus handler calls in. */
+static void
+unpause_client (RelayClient *client)
+{
+  g_main_context_push_thread_default (client->server->context);
+  soup_server_message_unpause (client->message);
+  g_main_context_pop_thread_default (client->server->context);
+}
+
+static void
+append_chunk (RelayClient *client,
+              GBytes      *chunk)
+{
+  SoupMessageBody *body = soup_server_message_get_response_body (client->message);
+
+  soup_message_body_append_bytes (body, chunk);
+  client->writing = TRUE;
+  unpause_client (client);
+}
+
+/* Starts writing the next queued frame, one chunk at a time, so that a
+ * cancelled frame can still leave the queue. */
+static void
+pump_client (RelayClient *client)
+{
+  while (!client->closed && !client->writing && !g_queue_is_empty (&client->queue))
+    {
+      RelayWrite *write = g_queue_pop_head (&client->queue);
+
+      if (write->frame->cancelled)
+        {
+          release_write (write);
+          continue;
+        }
+
+      client->in_flight = write;
+      append_chunk (client, write->frame->text);
+    }
+}
+
+static void
+release_client_writes (RelayClient *client)
+{
+  RelayWrite *write;
+
+  while ((write = g_queue_pop_head (&client->queue)) != NULL)
+    release_write (write);
+
+  if (client->in_flight != NULL)
+    release_write (g_steal_pointer (&client->in_flight));
+}
+
+static void
+client_free (RelayClient *client)
+{
+  g_clear_signal_handler (&client->wrote_chunk_id, client->message);
+  g_clear_signal_handler (&client->finished_id, client->message);
+  g_clear_object (&client->message);
+  g_free (client);
+}
+
+/* Ends a client that the server no longer writes to. Its pending writes
+ * count as done. The message itself is freed on `finished`. */
+static void
+close_client (RelayClient *client)
+{
+  if (client->closed)
+    return;
+
+  client->closed = TRUE;
+  release_client_writes (client);
+}
+
+static void
+on_wrote_chunk (SoupServerMessage *message,
+                gpointer           user_data)
+{
+  RelayClient *client = user_data;
+
+  client->writing = FALSE;
+  if (client->in_flight != NULL)
+    release_write (g_steal_pointer (&client->in_flight));
+
+  pump_client (client);
+}
+
+static void
+on_finished (SoupServerMessage *message,
+             gpointer           user_data)
+{
+  RelayClient *client = user_data;
+
+  if (!client->closed)
+    g_info ("relay_client_disconnected client=%" G_GUINT64_FORMAT, client->id);
+
+  close_client (client);
+  client->server->clients = g_list_remove (client->server->clients, client);
+  client_free (client);
+}
+
+/* Disconnects a client that does not keep up, so that its backlog never
+ * grows without bound and never holds up the bus. */
+static void
+drop_slow_client (RelayClient *client)
+{
+  SoupServerMessage *message = client->message;
+  GSocket *socket = soup_server_message_get_socket (message);
+
+  g_warning ("relay_client_dropped client=%" G_GUINT64_FORMAT " reason=slow queued=%u max=%u; "
+             "the client did not read its event stream fast enough",
+             client->id, g_queue_get_length (&client->queue), client->server->client_queue);
+
+  close_client (client);
+
+  /* Shutting the socket down makes libsoup's pending or next write fail,
+   * which ends the message with `finished` even when the peer reads
+   * nothing. */
+  if (socket != NULL)
+    g_socket_shutdown (socket, TRUE, TRUE, NULL);
+  soup_message_body_complete (soup_server_message_get_response_body (message));
+  g_main_context_push_thread_default (client->server->context);
+  soup_server_message_unpause (message);
+  g_main_context_pop_thread_default (client->server->context);
+}
+
+static void
+queue_write (RelayClient *client,
+             RelayWrite  *write)
+{
+  write->pending++;
+  g_queue_push_tail (&client->queue, relay_write_ref (write));
+
+  if (g_queue_get_length (&client->queue) > client->server->client_queue)
+    {
+      drop_slow_client (client);
+      return;
+    }
+
+  pump_client (client);
+}
+
+void
+relay_server_publish (RelayServer *server,
+                      RelayWrite  *write)
+{
+  g_autoptr(GList) clients = g_list_copy (server->clients);
+
+  relay_history_append (server->history, write->frame);
+
+  /* Holds the write at one pending client until every queue has it, so
+   * that @done cannot run in the middle of the loop. */
+  write->pending++;
+  relay_write_ref (write);
+
+  for (GList *l = clients; l != NULL; l = l->next)
+    {
+      RelayClient *client = l->data;
+
+      if (!client->closed)
+        queue_write (client, write);
+    }
+
+  release_write (write);
+}
+
+void
+relay_server_cancel_write (RelayServer *server,
+                           RelayWrite  *write)
+{
+  write->frame->cancelled = TRUE;
+
+  for (GList *l = server->clients; l != NULL; l = l->next)
+    {
+      RelayClient *client = l->data;
+      GList *link;
+
+      if (client->closed)
+        continue;
+
+      while ((link = g_queue_find (&client->queue, write)) != NULL)
+        {
+          g_queue_delete_link (&client->queue, link);
+          release_write (write);
+        }
+    }
+
+  finish_write (write);
+}
+
+/* Compares in time that depends only on the lengths, so the response time
+ * does not tell how much of a guessed token was right. */
+static gboolean
+token_matches (const char *expected,
+               const char *given)
+{
+  gsize expected_length = strlen (expected);
+  gsize given_length = strlen (given);
+  guchar difference = expected_length != given_length;
+
+  for (gsize i = 0; i < given_length; i++)
+    difference |= (guchar) given[i] ^ (guchar) expected[i % MAX (expected_length, 1)];
+
+  return difference == 0;
+}
+
+static gboolean
+check_token (RelayServer       *server,
+             SoupServerMessage *message)
+{
+  GUri *uri = soup_server_message_get_uri (message);
+  const char *query = g_uri_get_query (uri);
+  g_autoptr(GHashTable) params = NULL;
+  const char *given;
+
+  if (server->token == NULL)
+    return TRUE;
+
+  if (query != NULL)
+    params = g_uri_parse_params (query, -1, "&", G_URI_PARAMS_NONE, NULL);
+
+  given = params != NULL ? g_hash_table_lookup (params, "token") : NULL;
+  if (given != NULL && token_matches (server->token, given))
+    return TRUE;
+
+  g_info ("relay_forbidden remote=%s path=%s reason=%s",
+          soup_server_message_get_remote_host (message),
+          g_uri_get_path (uri),
+          given == NULL ? "missing-token" : "wrong-token");
+
+  return FALSE;
+}
+
+static void
+set_text_response (SoupServerMessage *message,
+                   guint              status,
+                   const char        *text)
+{
+  soup_server_message_set_status (message, status, NULL);
+  soup_server_message_set_response (message, "text/plain; charset=utf-8",
+                                    SOUP_MEMORY_COPY, text, strlen (text));
+}
+
+static void
+serve_page (SoupServerMessage *message)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) page = g_resource_lookup_data (relay_get_resource (), PAGE_RESOURCE,
+                                                   G_RESOURCE_LOOKUP_FLAGS_NONE, &error);
+  gsize size = 0;
+  const char *data;
+
+  /* The page is compiled into the plugin, so this is a build mistake. */
+  if (page == NULL)
+    {
+      g_warning ("relay_page_missing resource=%s error=%s", PAGE_RESOURCE, error->message);
+      set_text_response (message, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+                         "The relay page is missing from the plugin; rebuild the plugin.\n");
+      return;
+    }
+
+  data = g_bytes_get_data (page, &size);
+  soup_server_message_set_status (message, SOUP_STATUS_OK, NULL);
+  soup_message_headers_replace (soup_server_message_get_response_headers (message),
+                                "Cache-Control", "no-store");
+  soup_server_message_set_response (message, "text/html; charset=utf-8",
+                                    SOUP_MEMORY_COPY, data, size);
+}
+
+static gboolean
+parse_last_event_id (SoupServerMessage *message,
+                     guint64           *last_id)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
+  const char *value = soup_message_headers_get_one (headers, "Last-Event-ID");
+
+  *last_id = 0;
+  if (value == NULL || *value == '\0')
+    return TRUE;
+
+  return g_ascii_string_to_unsigned (value, 10, 0, G_MAXUINT64, last_id, NULL);
+}
+
+static void
+serve_events (RelayServer       *server,
+              SoupServerMessage *message)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (message);
+  g_autoptr(GBytes) replay = NULL;
+  g_autoptr(GString) first = NULL;
+  RelayClient *client;
+  guint64 last_id;
+
+  if (!parse_last_event_id (message, &last_id))
+    {
+      set_text_response (message, SOUP_STATUS_BAD_REQUEST,
+                         "Invalid Last-Event-ID: expected the decimal id of an event "
+                         "from this relay.\n");
+      return;
+    }
+
+  soup_server_message_set_status (message, SOUP_STATUS_OK, NULL);
+  soup_message_headers_set_content_type (headers, "text/event-stream", NULL);
+  soup_message_headers_replace (headers, "Cache-Control", "no-store");
+  soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+
+  client = g_new0 (RelayClient, 1);
+  client->server = server;
+  client->id = ++server->next_client_id;
+  client->message = g_object_ref (message);
+  g_queue_init (&client->queue);
+  client->wrote_chunk_id = g_signal_connect (message, "wrote-chunk",
+                                             G_CALLBACK (on_wrote_chunk), client);
+  client->finished_id = g_signal_connect (message, "finished",
+                                          G_CALLBACK (on_finished), client);
+  server->clients = g_list_append (server->clients, client);
+
+  g_info ("relay_client_connected client=%" G_GUINT64_FORMAT " remote=%s last_event_id=%" G_GUINT64_FORMAT,
+          client->id, soup_server_message_get_remote_host (message), last_id);
+
+  /* The first chunk sets the reconnect delay and carries what the client
+   * missed, so that the page is whole before live frames follow. */
+  replay = relay_history_dup_since (server->history, last_id);
+  first = g_string_new (NULL);
+  g_string_append_printf (first, "retry: %u\n\n", RETRY_MS);
+  g_string_append_len (first, g_bytes_get_data (replay, NULL), g_bytes_get_size (replay));
+  append_chunk (client, g_string_free_to_bytes (g_steal_pointer (&first)));
+}
+
+static void
+handle_request (SoupServer        *soup_server,
+                SoupServerMessage *message,
+                const char        *path,
+                GHashTable        *query,
+                gpointer           user_data)
+{
+  RelayServer *server = user_data;
+  const char *method = soup_server_message_get_method (message);
+
+  if (method != SOUP_METHOD_GET && method != SOUP_METHOD_HEAD)
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (message),
+                                    "Allow", "GET, HEAD");
+      set_text_response (message, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                         "Only GET and HEAD are allowed here.\n");
+      return;
+    }
+
+  if (g_strcmp0 (path, "/") != 0 && g_strcmp0 (path, "/events") != 0)
+    {
+      set_text_response (message, SOUP_STATUS_NOT_FOUND,
+                         "Not found: the relay serves / and /events.\n");
+      return;
+    }
+
+  if (!check_token (server, message))
+    {
+      set_text_response (message, SOUP_STATUS_FORBIDDEN,
+                         "Forbidden: add ?token= with the relay's token to the URL.\n");
+      return;
+    }
+
+  if (g_strcmp0 (path, "/") == 0)
+    serve_page (message);
+  else
+    serve_events (server, message);
+}
+
+static gboolean
+listen_on (RelayServer               *server,
+           const RelayServerOptions  *options,
+           GError                   **error)
+{
+  g_autoptr(GInetAddress) address = g_inet_address_new_from_string (options->address);
+  g_autoptr(GSocketAddress) socket_address = NULL;
+  gboolean listening;
+
+  if (address == NULL)
+    {
+      g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_INVALID_OPTION,
+                   "relay: invalid option address='%s': expected an IP address "
+                   "such as 127.0.0.1 or ::1", options->address);
+      return FALSE;
+    }
+
+  if (!g_inet_address_get_is_loopback (address) && !options->allow_remote)
+    {
+      g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_INVALID_OPTION,
+                   "relay: address '%s' is not a loopback address, so other hosts "
+                   "could read the streams; set relay.allow-remote=true to listen "
+                   "on it anyway, and set relay.token", options->address);
+      return FALSE;
+    }
+
+  if (options->port > G_MAXUINT16)
+    {
+      g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_INVALID_OPTION,
+                   "relay: invalid option port=%u: expected 0 to 65535", options->port);
+      return FALSE;
+    }
+
+  if (!g_inet_address_get_is_loopback (address) && options->token == NULL)
+    g_warning ("relay_remote_without_token address=%s; anyone who can reach this "
+               "address can read the streams, so set relay.token", options->address);
+
+  socket_address = g_inet_socket_address_new (address, (guint16) options->port);
+
+  g_main_context_push_thread_default (server->context);
+  listening = soup_server_listen (server->soup_server, socket_address, 0, error);
+  g_main_context_pop_thread_default (server->context);
+
+  if (!listening)
+    g_prefix_error (error, "relay: cannot listen on %s port %u: ",
+                    options->address, options->port);
+
+  return listening;
+}
+
+RelayServer *
+relay_server_new (GMainContext              *context,
+                  const RelayServerOptions  *options,
+                  GError                   **error)
+{
+  g_autoptr(RelayServer) server = g_new0 (RelayServer, 1);
+
+  g_assert (options->history_frames >= 2);
+  g_assert (options->history_requests >= 1);
+  g_assert (options->client_queue >= 1);
+
+  server->context = g_main_context_ref (context);
+  server->client_queue = options->client_queue;
+  server->history = relay_history_new (options->history_frames, options->history_requests);
+  if (options->token != NULL && *options->token != '\0')
+    server->token = g_strdup (options->token);
+
+  server->soup_server = soup_server_new ("server-header", "jarvis-relay ", NULL);
+  soup_server_add_handler (server->soup_server, NULL, handle_request, server, NULL);
+
+  if (!listen_on (server, options, error))
+    return NULL;
+
+  return g_steal_pointer (&server);
+}
+
+void
+relay_server_free (RelayServer *server)
+{
+  if (server == NULL)
+    return;
+
+  /* Ends every stream; libsoup frees the messages once the connections
+   * close, and our signal handlers are gone by then. */
+  while (server->clients != NULL)
+    {
+      RelayClient *client = server->clients->data;
+      g_autoptr(SoupServerMessage) message = g_object_ref (client->message);
+
+      server->clients = g_list_delete_link (server->clients, server->clients);
+      close_client (client);
+      client_free (client);
+      soup_message_body_complete (soup_server_message_get_response_body (message));
+      g_main_context_push_thread_default (server->context);
+      soup_server_message_unpause (message);
+      g_main_context_pop_thread_default (server->context);
+    }
+
+  if (server->soup_server != NULL)
+    {
+      soup_server_disconnect (server->soup_server);
+      g_clear_object (&server->soup_server);
+    }
+
+  g_clear_pointer (&server->history, relay_history_free);
+  g_clear_pointer (&server->token, g_free);
+  g_clear_pointer (&server->context, g_main_context_unref);
+  g_free (server);
+}
+
+char *
+relay_server_dup_url (RelayServer *server)
+{
+  GSList *uris = soup_server_get_uris (server->soup_server);
+  char *url = uris != NULL ? g_uri_to_string (uris->data) : NULL;
+
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+
+  return url;
+}
+
+guint
+relay_server_get_n_clients (RelayServer *server)
+{
+  guint n_clients = 0;
+
+  for (GList *l = server->clients; l != NULL; l = l->next)
+    n_clients += !((RelayClient *) l->data)->closed;
+
+  return n_clients;
+}
