@@ -77,6 +77,8 @@ void jarvis_decoder_finish (JarvisDecoder *decoder);
  * enough bytes (AUTO until then). */
 JarvisInputFormat jarvis_decoder_get_format (JarvisDecoder *decoder);
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (JarvisDecoder, jarvis_decoder_free)
+
 const char *jarvis_input_format_to_string (JarvisInputFormat format);
 
 gboolean jarvis_input_format_from_string (const char        *name,

@@ -1,0 +1,236 @@
+#include "config.h"
+
+#include "jarvis-decoder.h"
+#include "jarvis-json.h"
+
+/*
+ * JSON helpers shared by the input formats. json-glib's typed getters log
+ * a critical when a member has another type; in untrusted input that is
+ * bad data, not a programmer error, so these getters check the type and
+ * return nothing instead.
+ */
+
+static gboolean
+check_depth (const char  *data,
+             gsize        length,
+             GError     **error)
+{
+  guint depth = 0;
+  gboolean in_string = FALSE;
+  gboolean escaped = FALSE;
+
+  for (gsize i = 0; i < length; i++)
+    {
+      char c = data[i];
+
+      if (in_string)
+        {
+          if (escaped)
+            escaped = FALSE;
+          else if (c == '\\')
+            escaped = TRUE;
+          else if (c == '"')
+            in_string = FALSE;
+          continue;
+        }
+
+      if (c == '"')
+        {
+          in_string = TRUE;
+        }
+      else if (c == '[' || c == '{')
+        {
+          depth++;
+          if (depth > JARVIS_JSON_MAX_DEPTH)
+            {
+              g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                           "JSON is nested deeper than %d levels",
+                           JARVIS_JSON_MAX_DEPTH);
+              return FALSE;
+            }
+        }
+      else if ((c == ']' || c == '}') && depth > 0)
+        {
+          depth--;
+        }
+    }
+
+  return TRUE;
+}
+
+static const char *
+describe_node (JsonNode *node)
+{
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_OBJECT:
+      return "an object";
+    case JSON_NODE_ARRAY:
+      return "an array";
+    case JSON_NODE_NULL:
+      return "null";
+    case JSON_NODE_VALUE:
+    default:
+      return json_node_type_name (node);
+    }
+}
+
+/**
+ * jarvis_json_parse_object:
+ * @parser: a parser to reuse
+ * @data: (array length=length): the JSON text
+ * @length: number of bytes in @data
+ * @error: return location for a %JARVIS_INPUT_ERROR_MALFORMED error
+ *
+ * Parses one JSON object. Whitespace around it is allowed; nesting deeper
+ * than %JARVIS_JSON_MAX_DEPTH, invalid UTF-8 and any other top-level value
+ * are errors.
+ *
+ * Returns: (transfer full) (nullable): the object node, or %NULL on error
+ */
+JsonNode *
+jarvis_json_parse_object (JsonParser  *parser,
+                          const char  *data,
+                          gsize        length,
+                          GError     **error)
+{
+  g_autoptr(GError) parse_error = NULL;
+  JsonNode *root;
+
+  g_return_val_if_fail (JSON_IS_PARSER (parser), NULL);
+  g_return_val_if_fail (data != NULL || length == 0, NULL);
+
+  if (!check_depth (data, length, error))
+    return NULL;
+
+  /* json-glib reads a length of -1 as NUL-terminated; an empty record must
+   * not reach it that way. */
+  if (length == 0)
+    {
+      g_set_error_literal (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                           "expected a JSON object, got empty data");
+      return NULL;
+    }
+
+  if (!json_parser_load_from_data (parser, data, length, &parse_error))
+    {
+      g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                   "invalid JSON: %s", parse_error->message);
+      return NULL;
+    }
+
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                   "expected a JSON object, got %s",
+                   root != NULL ? describe_node (root) : "nothing");
+      return NULL;
+    }
+
+  return json_node_ref (root);
+}
+
+/**
+ * jarvis_json_to_variant:
+ * @node: any JSON node
+ * @error: return location for an error
+ *
+ * Converts @node with json-glib's GVariant mapping: objects become
+ * `a{sv}`, integers `x`, numbers `d`, strings `s`, booleans `b` and null
+ * `mv`.
+ *
+ * Returns: (transfer full) (nullable): a non-floating variant, or %NULL
+ */
+GVariant *
+jarvis_json_to_variant (JsonNode  *node,
+                        GError   **error)
+{
+  g_autoptr(GError) convert_error = NULL;
+  GVariant *variant;
+
+  g_return_val_if_fail (node != NULL, NULL);
+
+  variant = json_gvariant_deserialize (node, NULL, &convert_error);
+  if (variant == NULL)
+    {
+      g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_INVALID_VALUE,
+                   "cannot convert JSON %s to a GVariant: %s",
+                   describe_node (node), convert_error->message);
+      return NULL;
+    }
+
+  return g_variant_ref_sink (variant);
+}
+
+/* Returns the member if it is a string, else NULL. */
+const char *
+jarvis_json_get_string (JsonObject *object,
+                        const char *member)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+
+  return json_node_get_string (node);
+}
+
+/* Returns the member if it is an object, else NULL. */
+JsonObject *
+jarvis_json_get_object (JsonObject *object,
+                        const char *member)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return NULL;
+
+  return json_node_get_object (node);
+}
+
+/* Returns the member if it is an array, else NULL. */
+JsonArray *
+jarvis_json_get_array (JsonObject *object,
+                       const char *member)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
+    return NULL;
+
+  return json_node_get_array (node);
+}
+
+/* Stores the member in @value if it is an integer. */
+gboolean
+jarvis_json_get_int (JsonObject *object,
+                     const char *member,
+                     gint64     *value)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_INT64)
+    return FALSE;
+
+  *value = json_node_get_int (node);
+  return TRUE;
+}
+
+/* Stores the member in @value if it is a boolean. */
+gboolean
+jarvis_json_get_boolean (JsonObject *object,
+                         const char *member,
+                         gboolean   *value)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    return FALSE;
+
+  *value = json_node_get_boolean (node);
+  return TRUE;
+}
