@@ -1,0 +1,36 @@
+#pragma once
+
+#include <gmodule.h>
+
+#include "jarvis/jarvis.h"
+
+G_BEGIN_DECLS
+
+struct _JarvisPlugin
+{
+  JarvisBus *bus;               /* borrowed; the bus owns its plugins */
+  const JarvisPluginInfo *info; /* borrowed from the module or the caller */
+  char *name;                   /* GRefString, shared with detached invocations */
+  GModule *module;              /* owned, nullable */
+  char *path;                   /* owned, nullable */
+
+  gpointer data;                /* owned through data_destroy */
+  GDestroyNotify data_destroy;
+
+  GQueue invocations;           /* in flight, linked by plugin_link */
+
+  gboolean unloading;
+  gboolean keep_resident;       /* an unload detached invocations */
+  GTask *unload_task;           /* owned, nullable */
+  GSource *unload_source;       /* owned; the deadline of an unload */
+};
+
+JarvisPlugin *_jarvis_plugin_new (JarvisBus              *bus,
+                                  const JarvisPluginInfo *info);
+
+void _jarvis_plugin_free (JarvisPlugin *plugin);
+
+gboolean _jarvis_plugin_info_check (const JarvisPluginInfo  *info,
+                                    GError                 **error);
+
+G_END_DECLS
