@@ -267,6 +267,11 @@ on_sse_event (const JarvisSseEvent *event,
 {
   JarvisDecoder *decoder = user_data;
 
+  /* Like blank lines in JSON Lines, an event with blank data carries no
+   * record. */
+  if (is_blank (event->data, event->data_length))
+    return;
+
   /* The default type "message" carries no meaning for the mappings. */
   decode_record (decoder, event->data, event->data_length,
                  strcmp (event->event_type, "message") == 0 ? NULL : event->event_type,
