@@ -195,6 +195,9 @@ merge_key (JarvisHostOptions  *options,
   gpointer field = (char *) options + host_keys[index].offset;
   const char *key = host_keys[index].key;
 
+  if (!g_key_file_has_key (config, HOST_GROUP, key, NULL))
+    return TRUE;
+
   switch (host_keys[index].kind)
     {
     case HOST_KEY_STRING:

@@ -1,0 +1,984 @@
+/* Tests of the jarvis-host executable. Each test runs the real binary with
+ * the real bundled plugins on real files in a private directory, and checks
+ * its exit status, stdout, stderr, recording and stats. */
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
+#include <string.h>
+
+#define OPENAI_EXAMPLE_TEXT "Grüße aus Zürich! 日本語も話せます — emoji too: 🚀✨\nÇa marche."
+#define ANTHROPIC_EXAMPLE_TEXT "Hello from an example stream."
+#define OLLAMA_EXAMPLE_TEXT "Sure, here is a haiku:\nQuiet main loop hums"
+#define FIRST_ANSWER_TEXT "The three largest moons of Jupiter are"
+#define SECOND_ANSWER_TEXT "The largest moon of Jupiter is Ganymede."
+
+/* The keys of the --stats object, in the order the host writes them. */
+static const char * const stats_keys[] = {
+  "requests", "requests_completed", "requests_cancelled", "requests_failed",
+  "events_in", "tokens", "bytes_in", "bytes_flushed", "flushes",
+  "tasks_created", "tasks_completed", "tasks_cancelled", "tasks_failed",
+  "tasks_detached", "late_events_dropped", "input_errors", "utf8_replacements",
+};
+
+typedef struct
+{
+  char *directory;              /* private temporary directory */
+  char *config_home;            /* XDG_CONFIG_HOME for the host */
+} Fixture;
+
+typedef struct
+{
+  int exit_status;
+  char *out;
+  gsize out_length;
+  char *err;
+} HostRun;
+
+static char *
+host_path (void)
+{
+  return g_test_build_filename (G_TEST_BUILT, "..", "host", "jarvis-host", NULL);
+}
+
+static char *
+plugin_dir (void)
+{
+  return g_test_build_filename (G_TEST_BUILT, "..", "plugins", NULL);
+}
+
+static char *
+example_path (const char *name)
+{
+  return g_test_build_filename (G_TEST_DIST, "..", "examples", name, NULL);
+}
+
+static char *
+fixture_path (Fixture    *fixture,
+              const char *name)
+{
+  return g_build_filename (fixture->directory, name, NULL);
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        remove_tree (child);
+      else
+        g_assert_no_errno (g_unlink (child));
+    }
+
+  g_assert_no_errno (g_rmdir (path));
+}
+
+static void
+fixture_set_up (Fixture       *fixture,
+                gconstpointer  user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  fixture->directory = g_dir_make_tmp ("jarvis-host-test-XXXXXX", &error);
+  g_assert_no_error (error);
+
+  fixture->config_home = g_build_filename (fixture->directory, "config", NULL);
+  g_assert_no_errno (g_mkdir (fixture->config_home, 0700));
+}
+
+static void
+fixture_tear_down (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  remove_tree (fixture->directory);
+  g_free (fixture->directory);
+  g_free (fixture->config_home);
+}
+
+static void
+host_run_free (HostRun *run)
+{
+  g_free (run->out);
+  g_free (run->err);
+  g_free (run);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (HostRun, host_run_free)
+
+static GSubprocessLauncher *
+new_launcher (Fixture        *fixture,
+              GSubprocessFlags flags)
+{
+  GSubprocessLauncher *launcher = g_subprocess_launcher_new (flags);
+
+  /* The host must see only this test's configuration and no key. */
+  g_subprocess_launcher_setenv (launcher, "XDG_CONFIG_HOME", fixture->config_home, TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "OPENAI_API_KEY");
+  g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
+
+  return launcher;
+}
+
+static GPtrArray *
+host_argv (const char * const *args)
+{
+  GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
+
+  g_ptr_array_add (argv, host_path ());
+  g_ptr_array_add (argv, g_strdup ("--plugin-dir"));
+  g_ptr_array_add (argv, plugin_dir ());
+
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (args[i]));
+
+  g_ptr_array_add (argv, NULL);
+
+  return argv;
+}
+
+static char *
+bytes_to_string (GBytes *bytes)
+{
+  gsize size = 0;
+  const char *data = g_bytes_get_data (bytes, &size);
+
+  return size > 0 ? g_strndup (data, size) : g_strdup ("");
+}
+
+/* Runs the host to its end with @stdin_text (or an empty stdin). */
+static HostRun *
+run_host (Fixture            *fixture,
+          const char         *stdin_text,
+          const char * const *args)
+{
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GPtrArray) argv = host_argv (args);
+  g_autoptr (GBytes) input = NULL;
+  g_autoptr (GBytes) out = NULL;
+  g_autoptr (GBytes) err = NULL;
+  g_autoptr (GError) error = NULL;
+  HostRun *run;
+
+  launcher = new_launcher (fixture, G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                    G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                    G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+
+  input = g_bytes_new (stdin_text != NULL ? stdin_text : "", stdin_text != NULL ? strlen (stdin_text) : 0);
+  g_subprocess_communicate (process, input, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+
+  run = g_new0 (HostRun, 1);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  run->exit_status = g_subprocess_get_exit_status (process);
+  run->out = bytes_to_string (out);
+  run->out_length = g_bytes_get_size (out);
+  run->err = bytes_to_string (err);
+
+  if (g_test_verbose ())
+    g_test_message ("exit %d, stderr:\n%s", run->exit_status, run->err);
+
+  return run;
+}
+
+static void
+write_file (const char *path,
+            const char *contents)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_file_set_contents (path, contents, -1, &error);
+  g_assert_no_error (error);
+}
+
+static char *
+read_file (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  char *contents = NULL;
+
+  g_file_get_contents (path, &contents, NULL, &error);
+  g_assert_no_error (error);
+
+  return contents;
+}
+
+static JsonObject *
+read_stats (const char *path)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonNode *root;
+
+  json_parser_load_from_file (parser, path, &error);
+  g_assert_no_error (error);
+
+  root = json_parser_get_root (parser);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
+
+  return json_object_ref (json_node_get_object (root));
+}
+
+/* Parses a recording into one object per line, failing on any bad line. */
+static GPtrArray *
+read_recording (const char *path)
+{
+  g_autofree char *contents = read_file (path);
+  g_auto (GStrv) lines = NULL;
+  GPtrArray *records = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
+
+  g_assert_true (g_str_has_suffix (contents, "\n"));
+  contents[strlen (contents) - 1] = '\0';
+  lines = g_strsplit (contents, "\n", -1);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      g_autoptr (GError) error = NULL;
+      JsonNode *root;
+
+      json_parser_load_from_data (parser, lines[i], -1, &error);
+      g_assert_no_error (error);
+
+      root = json_parser_get_root (parser);
+      g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
+      g_ptr_array_add (records, json_object_ref (json_node_get_object (root)));
+    }
+
+  return records;
+}
+
+/* Concatenates the text of the recorded flush events of @request_id. */
+static char *
+recorded_flush_text (GPtrArray  *records,
+                     const char *request_id)
+{
+  GString *text = g_string_new (NULL);
+
+  for (guint i = 0; i < records->len; i++)
+    {
+      JsonObject *record = g_ptr_array_index (records, i);
+
+      if (g_strcmp0 (json_object_get_string_member (record, "type"), "agent.stream.flush") != 0 ||
+          g_strcmp0 (json_object_get_string_member (record, "request_id"), request_id) != 0)
+        continue;
+
+      g_string_append (text, json_object_get_string_member_with_default (record, "text", ""));
+    }
+
+  return g_string_free (text, FALSE);
+}
+
+static const char *
+recorded_outcome (GPtrArray  *records,
+                  const char *request_id)
+{
+  const char *outcome = NULL;
+  guint completes = 0;
+
+  for (guint i = 0; i < records->len; i++)
+    {
+      JsonObject *record = g_ptr_array_index (records, i);
+
+      if (g_strcmp0 (json_object_get_string_member (record, "type"), "agent.stream.complete") != 0 ||
+          g_strcmp0 (json_object_get_string_member (record, "request_id"), request_id) != 0)
+        continue;
+
+      completes++;
+      outcome = json_object_get_string_member (record, "outcome");
+    }
+
+  g_assert_cmpuint (completes, ==, 1);
+
+  return outcome;
+}
+
+static void
+assert_stats_invariants (JsonObject *stats)
+{
+  g_autoptr (GList) members = json_object_get_members (stats);
+
+  g_assert_cmpuint (g_list_length (members), ==, G_N_ELEMENTS (stats_keys));
+
+  for (guint i = 0; i < G_N_ELEMENTS (stats_keys); i++)
+    g_assert_true (json_object_has_member (stats, stats_keys[i]));
+
+  g_assert_cmpint (json_object_get_int_member (stats, "bytes_flushed"), ==,
+                   json_object_get_int_member (stats, "bytes_in"));
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_created"), ==,
+                   json_object_get_int_member (stats, "tasks_completed") +
+                   json_object_get_int_member (stats, "tasks_cancelled") +
+                   json_object_get_int_member (stats, "tasks_failed") +
+                   json_object_get_int_member (stats, "tasks_detached"));
+  g_assert_cmpint (json_object_get_int_member (stats, "requests"), ==,
+                   json_object_get_int_member (stats, "requests_completed") +
+                   json_object_get_int_member (stats, "requests_cancelled") +
+                   json_object_get_int_member (stats, "requests_failed"));
+}
+
+/* Command line. */
+
+static void
+test_version (Fixture       *fixture,
+              gconstpointer  user_data)
+{
+  const char * const args[] = { "--version", NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, "jarvis-host 0.1.0\n");
+}
+
+static void
+test_list_plugins (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  const char * const args[] = { "--list-plugins", NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_true (g_str_has_prefix (run->out, "console 0.1.0\t") || strstr (run->out, "\nconsole 0.1.0\t") != NULL);
+  g_assert_nonnull (strstr (run->out, "recorder 0.1.0\t"));
+}
+
+static void
+test_usage_errors (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  /* Each case, and a word its message must contain. */
+  const struct
+  {
+    const char *args[4];
+    const char *expected;
+  } cases[] = {
+    { { "--bogus", NULL }, "--bogus" },
+    { { "--format=xml", NULL }, "'xml'" },
+    { { "--flush-interval=soon", NULL }, "'soon'" },
+    { { "--flush-interval=0", NULL }, "--flush-interval" },
+    { { "--flush-bytes=-5", NULL }, "'-5'" },
+    { { "--read-size=0", NULL }, "--read-size" },
+    { { "--option=console", NULL }, "'console'" },
+    { { "--option=console.marks", NULL }, "'console.marks'" },
+    { { "--option=.marks=true", NULL }, "'.marks=true'" },
+    { { "--option=1console.marks=true", NULL }, "'1console.marks=true'" },
+    { { "--option=console.=true", NULL }, "'console.=true'" },
+    { { "--option=console.[x]=1", NULL }, "'console.[x]=1'" },
+    { { "--model=m", NULL }, "--url" },
+    { { "--url=http://127.0.0.1:9/", "input.sse", NULL }, "'input.sse'" },
+    { { "--config=/nonexistent/host.conf", NULL }, "/nonexistent/host.conf" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (HostRun) run = run_host (fixture, NULL, cases[i].args);
+
+      g_test_message ("case %u: %s", i, cases[i].args[0]);
+      g_assert_cmpint (run->exit_status, ==, 2);
+      g_assert_cmpstr (run->out, ==, "");
+      g_assert_nonnull (strstr (run->err, cases[i].expected));
+    }
+}
+
+/* Formats and inputs. */
+
+static void
+check_example (Fixture    *fixture,
+               const char *example,
+               const char *format,
+               const char *expected_text)
+{
+  g_autofree char *input = example_path (example);
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autofree char *format_option = g_strdup_printf ("--format=%s", format);
+  g_autofree char *expected_out = g_strconcat (expected_text, "\n", NULL);
+  const char * const args[] = { format_option, "--stats", stats_path, input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (JsonObject) stats = NULL;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, expected_out);
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (stats, "bytes_in"), ==, strlen (expected_text));
+  g_assert_cmpint (json_object_get_int_member (stats, "input_errors"), ==, 0);
+}
+
+static void
+test_format_openai (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  check_example (fixture, "openai-multibyte.sse", "openai", OPENAI_EXAMPLE_TEXT);
+  check_example (fixture, "openai-multibyte.sse", "auto", OPENAI_EXAMPLE_TEXT);
+}
+
+static void
+test_format_anthropic (Fixture       *fixture,
+                       gconstpointer  user_data)
+{
+  check_example (fixture, "anthropic-hello.sse", "anthropic", ANTHROPIC_EXAMPLE_TEXT);
+  check_example (fixture, "anthropic-hello.sse", "auto", ANTHROPIC_EXAMPLE_TEXT);
+}
+
+static void
+test_format_ollama (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  check_example (fixture, "ollama-chat.ndjson", "ollama", OLLAMA_EXAMPLE_TEXT);
+  check_example (fixture, "ollama-chat.ndjson", "auto", OLLAMA_EXAMPLE_TEXT);
+}
+
+static void
+test_format_events (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("supersede.events");
+  g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  g_autofree char *first_text = NULL;
+  g_autofree char *second_text = NULL;
+  const char * const args[] = {
+    "--format=events", "--plugin=console", "--plugin=recorder",
+    "--option", path_option, input, NULL
+  };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (GPtrArray) records = NULL;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, FIRST_ANSWER_TEXT "\n" SECOND_ANSWER_TEXT "\n");
+
+  records = read_recording (recording);
+  first_text = recorded_flush_text (records, "answer-1");
+  second_text = recorded_flush_text (records, "answer-2");
+  g_assert_cmpstr (first_text, ==, FIRST_ANSWER_TEXT);
+  g_assert_cmpstr (second_text, ==, SECOND_ANSWER_TEXT);
+  g_assert_cmpstr (recorded_outcome (records, "answer-1"), ==, "superseded");
+  g_assert_cmpstr (recorded_outcome (records, "answer-2"), ==, "completed");
+
+  /* Every line names its request, session and trace, and flushes carry a
+   * token count. */
+  for (guint i = 0; i < records->len; i++)
+    {
+      JsonObject *record = g_ptr_array_index (records, i);
+      const char *type = json_object_get_string_member (record, "type");
+
+      g_assert_true (json_object_has_member (record, "request_id"));
+      g_assert_cmpstr (json_object_get_string_member (record, "session_id"), ==, "chat-1");
+      g_assert_true (json_object_has_member (record, "trace_id"));
+      g_assert_false (json_object_has_member (record, "payload"));
+
+      if (g_strcmp0 (type, "agent.stream.flush") == 0)
+        g_assert_cmpint (json_object_get_int_member (record, "tokens"), >, 0);
+      else
+        g_assert_false (json_object_has_member (record, "tokens"));
+    }
+}
+
+static void
+test_stdin (Fixture       *fixture,
+            gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("openai-multibyte.sse");
+  g_autofree char *contents = read_file (input);
+  const char * const no_args[] = { NULL };
+  const char * const dash_args[] = { "-", NULL };
+  g_autoptr (HostRun) implicit_run = run_host (fixture, contents, no_args);
+  g_autoptr (HostRun) dash_run = run_host (fixture, contents, dash_args);
+
+  g_assert_cmpint (implicit_run->exit_status, ==, 0);
+  g_assert_cmpstr (implicit_run->out, ==, OPENAI_EXAMPLE_TEXT "\n");
+  g_assert_cmpint (dash_run->exit_status, ==, 0);
+  g_assert_cmpstr (dash_run->out, ==, OPENAI_EXAMPLE_TEXT "\n");
+}
+
+static void
+test_several_inputs (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  g_autofree char *openai = example_path ("openai-multibyte.sse");
+  g_autofree char *anthropic = example_path ("anthropic-hello.sse");
+  g_autofree char *ollama = example_path ("ollama-chat.ndjson");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  const char * const args[] = { "--stats", stats_path, openai, anthropic, ollama, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (JsonObject) stats = NULL;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, OPENAI_EXAMPLE_TEXT "\n" ANTHROPIC_EXAMPLE_TEXT "\n" OLLAMA_EXAMPLE_TEXT "\n");
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests"), ==, 3);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 3);
+}
+
+/* Input errors. */
+
+static void
+test_bad_lines (Fixture       *fixture,
+                gconstpointer  user_data)
+{
+  g_autofree char *input = fixture_path (fixture, "bad.events");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autofree char *line2 = NULL;
+  g_autofree char *line4 = NULL;
+  const char * const args[] = { "--format=events", "--stats", stats_path, input, NULL };
+  g_autoptr (HostRun) run = NULL;
+  g_autoptr (JsonObject) stats = NULL;
+
+  write_file (input,
+              "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"before \"\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"after\"}\n"
+              "{\"request_id\":\"r1\",\"text\":\"no type\"}\n"
+              "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n");
+  run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 1);
+  g_assert_cmpstr (run->out, ==, "after\n");
+
+  line2 = g_strdup_printf ("%s:2: ", input);
+  line4 = g_strdup_printf ("%s:4: ", input);
+  g_assert_nonnull (strstr (run->err, line2));
+  g_assert_nonnull (strstr (run->err, line4));
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "input_errors"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 1);
+}
+
+static void
+test_line_too_long (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  g_autofree char *input = fixture_path (fixture, "long.events");
+  g_autofree char *long_text = g_strnfill (500, 'x');
+  g_autofree char *contents = NULL;
+  g_autofree char *line2 = NULL;
+  const char * const args[] = { "--format=events", "--max-line-length=200", input, NULL };
+  g_autoptr (HostRun) run = NULL;
+
+  contents = g_strdup_printf ("{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"short \"}\n"
+                              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"%s\"}\n"
+                              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"end\"}\n"
+                              "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n",
+                              long_text);
+  write_file (input, contents);
+  run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 1);
+  g_assert_cmpstr (run->out, ==, "short end\n");
+
+  line2 = g_strdup_printf ("%s:2: ", input);
+  g_assert_nonnull (strstr (run->err, line2));
+}
+
+static void
+test_missing_input (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  g_autofree char *missing = fixture_path (fixture, "missing.sse");
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  g_autofree char *prefix = NULL;
+  const char * const args[] = { missing, input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 1);
+  g_assert_cmpstr (run->out, ==, ANTHROPIC_EXAMPLE_TEXT "\n");
+
+  prefix = g_strdup_printf ("%s: ", missing);
+  g_assert_nonnull (strstr (run->err, prefix));
+}
+
+/* Configuration. */
+
+static void
+test_config_precedence (Fixture       *fixture,
+                        gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  g_autofree char *config = fixture_path (fixture, "host.conf");
+  g_autofree char *from_config = fixture_path (fixture, "from-config.jsonl");
+  g_autofree char *from_command_line = fixture_path (fixture, "from-command-line.jsonl");
+  g_autofree char *contents = NULL;
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", from_command_line);
+  const char * const config_args[] = { "--config", config, input, NULL };
+  const char * const option_args[] = { "--config", config, "--option", path_option, input, NULL };
+  const char * const plugin_args[] = { "--config", config, "--plugin=console", input, NULL };
+  g_autoptr (HostRun) config_run = NULL;
+  g_autoptr (HostRun) option_run = NULL;
+  g_autoptr (HostRun) plugin_run = NULL;
+  g_autoptr (GPtrArray) records = NULL;
+
+  contents = g_strdup_printf ("[host]\nplugin=recorder\nflush-interval=20\n\n"
+                              "[plugin recorder]\npath=%s\n", from_config);
+  write_file (config, contents);
+
+  /* The configuration alone: only the recorder runs, into its path. */
+  config_run = run_host (fixture, NULL, config_args);
+  g_assert_cmpint (config_run->exit_status, ==, 0);
+  g_assert_cmpstr (config_run->out, ==, "");
+  records = read_recording (from_config);
+  g_assert_cmpuint (records->len, >, 0);
+  g_assert_no_errno (g_unlink (from_config));
+
+  /* --option wins over the [plugin recorder] group. */
+  option_run = run_host (fixture, NULL, option_args);
+  g_assert_cmpint (option_run->exit_status, ==, 0);
+  g_assert_true (g_file_test (from_command_line, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (from_config, G_FILE_TEST_EXISTS));
+
+  /* --plugin wins over the [host] plugin list. */
+  plugin_run = run_host (fixture, NULL, plugin_args);
+  g_assert_cmpint (plugin_run->exit_status, ==, 0);
+  g_assert_cmpstr (plugin_run->out, ==, ANTHROPIC_EXAMPLE_TEXT "\n");
+  g_assert_false (g_file_test (from_config, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_config_default_location (Fixture       *fixture,
+                              gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  g_autofree char *directory = g_build_filename (fixture->config_home, "jarvis-events", NULL);
+  g_autofree char *config = g_build_filename (directory, "host.conf", NULL);
+  const char * const args[] = { input, NULL };
+  g_autoptr (HostRun) run = NULL;
+
+  g_assert_no_errno (g_mkdir (directory, 0700));
+  write_file (config, "[host]\nplugin=console\n\n[plugin console]\nmarks=true\nunused=1\n");
+  run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, ANTHROPIC_EXAMPLE_TEXT "\n");
+
+  /* A broken default file is reported like an explicit one. */
+  write_file (config, "[host\n");
+  {
+    g_autoptr (HostRun) broken_run = run_host (fixture, NULL, args);
+
+    g_assert_cmpint (broken_run->exit_status, ==, 2);
+    g_assert_nonnull (strstr (broken_run->err, config));
+  }
+}
+
+static void
+test_config_wrong_types (Fixture       *fixture,
+                         gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  g_autofree char *config = fixture_path (fixture, "host.conf");
+  const struct
+  {
+    const char *contents;
+    const char *expected;
+  } cases[] = {
+    { "[host]\nflush-interval=soon\n", "'soon'" },
+    { "[host]\nverbose=maybe\n", "'maybe'" },
+    { "[host]\nflush-intervall=20\n", "'flush-intervall'" },
+    { "[host]\nread-size=0\n", "--read-size" },
+  };
+  const char * const args[] = { "--config", config, input, NULL };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (HostRun) run = NULL;
+
+      write_file (config, cases[i].contents);
+      run = run_host (fixture, NULL, args);
+
+      g_test_message ("case %u: %s", i, cases[i].contents);
+      g_assert_cmpint (run->exit_status, ==, 2);
+      g_assert_nonnull (strstr (run->err, cases[i].expected));
+    }
+}
+
+static void
+test_plugin_option_errors (Fixture       *fixture,
+                           gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  const char * const marks_args[] = { "--option=console.marks=maybe", input, NULL };
+  const char * const recorder_args[] = { "--plugin=recorder", input, NULL };
+  g_autoptr (HostRun) marks_run = run_host (fixture, NULL, marks_args);
+  g_autoptr (HostRun) recorder_run = run_host (fixture, NULL, recorder_args);
+
+  /* A plugin that fails to start never gets to see events. */
+  g_assert_cmpint (marks_run->exit_status, ==, 1);
+  g_assert_nonnull (strstr (marks_run->err, "marks"));
+  g_assert_nonnull (strstr (marks_run->err, "maybe"));
+
+  g_assert_cmpint (recorder_run->exit_status, ==, 1);
+  g_assert_nonnull (strstr (recorder_run->err, "'path'"));
+}
+
+/* Console rendering. */
+
+static void
+test_console_marks (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("supersede.events");
+  const char * const args[] = { "--option=console.marks=true", input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_nonnull (strstr (run->out, FIRST_ANSWER_TEXT "\n\033[7m[answer-1 superseded]\033[0m\n"));
+  g_assert_null (strstr (run->out, "[answer-2"));
+}
+
+static void
+test_console_choices (Fixture       *fixture,
+                      gconstpointer  user_data)
+{
+  g_autofree char *input = fixture_path (fixture, "choices.events");
+  const char * const args[] = { "--format=events", input, NULL };
+  g_autoptr (HostRun) run = NULL;
+
+  write_file (input,
+              "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"zero\"}\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"one\",\"choice\":1}\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\" 0\",\"choice\":0}\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\" 1\",\"choice\":1}\n"
+              "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n");
+  run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, "zero 0\n--- r1 choice 1 ---\none 1\n");
+}
+
+/* Logs. */
+
+static gssize
+find_line (char       **lines,
+           gsize        start,
+           const char  *word,
+           const char  *request_id)
+{
+  g_autofree char *id_field = request_id != NULL ? g_strdup_printf ("request_id=%s", request_id) : NULL;
+
+  for (gsize i = start; lines[i] != NULL; i++)
+    {
+      const char *id;
+
+      if (strstr (lines[i], word) == NULL)
+        continue;
+
+      if (id_field == NULL)
+        return i;
+
+      id = strstr (lines[i], id_field);
+      if (id != NULL && (id[strlen (id_field)] == '\0' || g_ascii_isspace (id[strlen (id_field)])))
+        return i;
+    }
+
+  return -1;
+}
+
+static void
+test_supersede_log_order (Fixture       *fixture,
+                          gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("supersede.events");
+  g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  const char * const args[] = {
+    "-v", "--plugin=console", "--plugin=recorder", "--option", path_option, input, NULL
+  };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_auto (GStrv) lines = NULL;
+  gssize cancelled, callbacks, complete, finished, created;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+
+  /* Logs never reach stdout, which carries only the answers. */
+  g_assert_cmpstr (run->out, ==, FIRST_ANSWER_TEXT "\n" SECOND_ANSWER_TEXT "\n");
+
+  lines = g_strsplit (run->err, "\n", -1);
+  cancelled = find_line (lines, 0, "stream_cancelled", "answer-1");
+  g_assert_cmpint (cancelled, >=, 0);
+  callbacks = find_line (lines, cancelled, "cleanup_callback_tasks", "answer-1");
+  g_assert_cmpint (callbacks, >, cancelled);
+  complete = find_line (lines, callbacks, "cleanup_request_complete", "answer-1");
+  g_assert_cmpint (complete, >, callbacks);
+  finished = find_line (lines, complete, "prev_stream_finished_cleanly", NULL);
+  g_assert_cmpint (finished, >, complete);
+
+  /* The new request's first handler call comes only after that. */
+  created = find_line (lines, 0, "callback_task_created", "answer-2");
+  g_assert_cmpint (created, >, finished);
+}
+
+static void
+test_quiet_without_verbose (Fixture       *fixture,
+                            gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("supersede.events");
+  const char * const args[] = { input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_null (strstr (run->err, "stream_cancelled"));
+  g_assert_null (strstr (run->err, "callback_task_created"));
+}
+
+/* Signals. */
+
+typedef struct
+{
+  GString *out;
+  gboolean got_text;
+  gboolean timed_out;
+} SignalState;
+
+static gboolean
+on_watchdog (gpointer user_data)
+{
+  SignalState *state = user_data;
+
+  state->timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_output (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  SignalState *state = user_data;
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (GError) error = NULL;
+
+  bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
+  g_assert_no_error (error);
+
+  g_string_append_len (state->out, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  state->got_text = TRUE;
+}
+
+static void
+test_sigterm_mid_stream (Fixture       *fixture,
+                         gconstpointer  user_data)
+{
+  g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  const char * const args[] = {
+    "--format=events", "--plugin=console", "--plugin=recorder", "--option", path_option,
+    "--stats", stats_path, NULL
+  };
+  const char *first_events =
+    "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+    "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"Hello\"}\n";
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GPtrArray) argv = host_argv (args);
+  g_autoptr (GPtrArray) records = NULL;
+  g_autoptr (JsonObject) stats = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  GSource *watchdog;
+  SignalState state = { g_string_new (NULL), FALSE, FALSE };
+
+  launcher = new_launcher (fixture, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+
+  /* Stdin stays open, so the host is still reading when the signal comes. */
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (process), first_events,
+                             strlen (first_events), NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  watchdog = g_timeout_source_new_seconds (20);
+  g_source_set_callback (watchdog, on_watchdog, &state, NULL);
+  g_source_attach (watchdog, NULL);
+
+  /* The first token of a request is flushed at once, so the console
+   * prints it while the stream is still open. */
+  g_input_stream_read_bytes_async (g_subprocess_get_stdout_pipe (process), 4096,
+                                   G_PRIORITY_DEFAULT, NULL, on_output, &state);
+  while (!state.got_text && !state.timed_out)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_assert_false (state.timed_out);
+  g_assert_cmpstr (state.out->str, ==, "Hello");
+
+  g_subprocess_send_signal (process, SIGTERM);
+  g_subprocess_wait (process, NULL, &error);
+  g_assert_no_error (error);
+  g_source_destroy (watchdog);
+  g_source_unref (watchdog);
+  g_string_free (state.out, TRUE);
+
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+
+  /* The recording is complete: the request's completion is its last line. */
+  records = read_recording (recording);
+  text = recorded_flush_text (records, "r1");
+  g_assert_cmpstr (text, ==, "Hello");
+  g_assert_cmpstr (recorded_outcome (records, "r1"), ==, "cancelled");
+  g_assert_cmpstr (json_object_get_string_member (g_ptr_array_index (records, records->len - 1), "type"),
+                   ==, "agent.stream.complete");
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_cancelled"), ==, 1);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autofree char *host = NULL;
+
+  g_test_init (&argc, &argv, NULL);
+
+  host = host_path ();
+  if (!g_file_test (host, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_message ("jarvis-host is not built at %s", host);
+      return 77;
+    }
+
+#define ADD(path, func) \
+  g_test_add ("/jarvis/host/" path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+
+  ADD ("command-line/version", test_version);
+  ADD ("command-line/list-plugins", test_list_plugins);
+  ADD ("command-line/usage-errors", test_usage_errors);
+  ADD ("format/openai", test_format_openai);
+  ADD ("format/anthropic", test_format_anthropic);
+  ADD ("format/ollama", test_format_ollama);
+  ADD ("format/events", test_format_events);
+  ADD ("input/stdin", test_stdin);
+  ADD ("input/several", test_several_inputs);
+  ADD ("input/bad-lines", test_bad_lines);
+  ADD ("input/line-too-long", test_line_too_long);
+  ADD ("input/missing-file", test_missing_input);
+  ADD ("config/precedence", test_config_precedence);
+  ADD ("config/default-location", test_config_default_location);
+  ADD ("config/wrong-types", test_config_wrong_types);
+  ADD ("config/plugin-option-errors", test_plugin_option_errors);
+  ADD ("console/marks", test_console_marks);
+  ADD ("console/choices", test_console_choices);
+  ADD ("log/supersede-order", test_supersede_log_order);
+  ADD ("log/quiet-without-verbose", test_quiet_without_verbose);
+  ADD ("signal/sigterm-mid-stream", test_sigterm_mid_stream);
+
+#undef ADD
+
+  return g_test_run ();
+}
