@@ -19,9 +19,9 @@ int _jarvis_trust_open_plugin (const char  *path,
 
 /* Returns the path through which the dynamic linker loads exactly the file
  * behind *@fd, so that the checked file cannot be swapped before the load.
- * May replace *@fd by a duplicate (closing the old one) when another loaded
- * object already carries that path. Returns %NULL, with errno set, when
- * no descriptor can be duplicated. */
+ * Moves *@fd to a descriptor number whose /proc path no loaded object
+ * carries, and closes the old number. Returns %NULL, with errno set and
+ * *@fd still open, when no descriptor is left. */
 char *_jarvis_trust_dup_load_path (int *fd);
 
 G_END_DECLS

@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
+#include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,49 +158,63 @@ _jarvis_trust_open_plugin (const char  *path,
   return fd;
 }
 
-static int
-match_object_name (struct dl_phdr_info *info,
-                   size_t               size,
-                   void                *data)
-{
-  return g_strcmp0 (info->dlpi_name, data) == 0;
-}
-
+/* Returns whether the dynamic linker has loaded an object under @name.
+ * The descriptor behind @name must not be a shared object, so that only a
+ * match by name, never one by file, can succeed. */
 static gboolean
 is_object_name_loaded (const char *name)
 {
-  return dl_iterate_phdr (match_object_name, (void *) name) != 0;
+  void *handle = dlopen (name, RTLD_LAZY | RTLD_NOLOAD);
+
+  if (handle == NULL)
+    return FALSE;
+
+  dlclose (handle);
+  return TRUE;
 }
 
 char *
 _jarvis_trust_dup_load_path (int *fd)
 {
   g_autoptr(GArray) held = g_array_new (FALSE, FALSE, sizeof (int));
-  char *load_path;
+  char *load_path = NULL;
 
   g_assert (fd != NULL && *fd >= 0);
 
-  /* Both GModule and the dynamic linker return an object already loaded
-   * under the same name without opening the file again. A plugin loaded
-   * earlier through a descriptor number that was since closed and reused
-   * would be returned in place of this file. Duplicating the descriptor
-   * while holding the old number yields a fresh number, so this loop ends
-   * after at most one step per loaded object. */
-  load_path = g_strdup_printf ("/proc/self/fd/%d", *fd);
-  while (is_object_name_loaded (load_path))
+  /* Both GModule and the dynamic linker return an object already known
+   * under the same name without opening the file again. ld.so also adds
+   * every name under which it met a file to that file's object, so a
+   * /proc/self/fd/N name stays taken while the object is loaded, even
+   * after N is closed and reused. Each candidate number is tried with
+   * /dev/null behind it, and taken numbers stay open meanwhile, so the
+   * next candidate differs and the loop ends. */
+  while (load_path == NULL)
     {
-      int duplicate = fcntl (*fd, F_DUPFD_CLOEXEC, 0);
+      g_autofree char *candidate = NULL;
+      int placeholder = g_open ("/dev/null", O_RDONLY | O_CLOEXEC, 0);
 
-      if (duplicate < 0)
+      if (placeholder < 0)
+        break;
+
+      candidate = g_strdup_printf ("/proc/self/fd/%d", placeholder);
+      if (is_object_name_loaded (candidate))
         {
-          g_clear_pointer (&load_path, g_free);
+          g_array_append_val (held, placeholder);
+          continue;
+        }
+
+      if (dup3 (*fd, placeholder, O_CLOEXEC) < 0)
+        {
+          int saved_errno = errno;
+
+          g_close (placeholder, NULL);
+          errno = saved_errno;
           break;
         }
 
-      g_array_append_val (held, *fd);
-      *fd = duplicate;
-      g_free (load_path);
-      load_path = g_strdup_printf ("/proc/self/fd/%d", *fd);
+      g_close (*fd, NULL);
+      *fd = placeholder;
+      load_path = g_steal_pointer (&candidate);
     }
 
   for (guint i = 0; i < held->len; i++)
