@@ -9,6 +9,31 @@
 /* EventSource waits this long before it reconnects after a drop. */
 #define RETRY_MS 1000
 
+/* The page's resource is registered while any relay server exists, and
+ * unregistered with the last one, so that the plugin leaves nothing in the
+ * process-wide table when it is unloaded. */
+G_LOCK_DEFINE_STATIC (resource_users);
+static guint resource_users;
+
+static void
+use_resource (void)
+{
+  G_LOCK (resource_users);
+  if (resource_users++ == 0)
+    relay_register_resource ();
+  G_UNLOCK (resource_users);
+}
+
+static void
+release_resource (void)
+{
+  G_LOCK (resource_users);
+  g_assert (resource_users > 0);
+  if (--resource_users == 0)
+    relay_unregister_resource ();
+  G_UNLOCK (resource_users);
+}
+
 struct _RelayWrite
 {
   gatomicrefcount ref_count;
@@ -271,6 +296,10 @@ void
 relay_server_cancel_write (RelayServer *server,
                            RelayWrite  *write)
 {
+  /* Releasing the queued copies may run @done, which drops the caller's
+   * reference, so the write is held until the end. */
+  g_autoptr(RelayWrite) held = relay_write_ref (write);
+
   write->frame->cancelled = TRUE;
 
   for (GList *l = server->clients; l != NULL; l = l->next)
@@ -334,11 +363,22 @@ check_token (RelayServer       *server,
   return FALSE;
 }
 
+/* Closes the connection after a response that has an end. libsoup 3.2.2
+ * leaks a server connection that sits idle until the client closes it,
+ * and a browser opens a new connection for the event stream anyway. */
+static void
+close_after_response (SoupServerMessage *message)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (message),
+                                "Connection", "close");
+}
+
 static void
 set_text_response (SoupServerMessage *message,
                    guint              status,
                    const char        *text)
 {
+  close_after_response (message);
   soup_server_message_set_status (message, status, NULL);
   soup_server_message_set_response (message, "text/plain; charset=utf-8",
                                     SOUP_MEMORY_COPY, text, strlen (text));
@@ -363,6 +403,7 @@ serve_page (SoupServerMessage *message)
     }
 
   data = g_bytes_get_data (page, &size);
+  close_after_response (message);
   soup_server_message_set_status (message, SOUP_STATUS_OK, NULL);
   soup_message_headers_replace (soup_server_message_get_response_headers (message),
                                 "Cache-Control", "no-store");
@@ -391,6 +432,7 @@ serve_events (RelayServer       *server,
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (message);
   g_autoptr(GBytes) replay = NULL;
   g_autoptr(GString) first = NULL;
+  g_autoptr(GBytes) chunk = NULL;
   RelayClient *client;
   guint64 last_id;
 
@@ -427,7 +469,8 @@ serve_events (RelayServer       *server,
   first = g_string_new (NULL);
   g_string_append_printf (first, "retry: %u\n\n", RETRY_MS);
   g_string_append_len (first, g_bytes_get_data (replay, NULL), g_bytes_get_size (replay));
-  append_chunk (client, g_string_free_to_bytes (g_steal_pointer (&first)));
+  chunk = g_string_free_to_bytes (g_steal_pointer (&first));
+  append_chunk (client, chunk);
 }
 
 static void
@@ -530,6 +573,7 @@ relay_server_new (GMainContext              *context,
   g_assert (options->history_requests >= 1);
   g_assert (options->client_queue >= 1);
 
+  use_resource ();
   server->context = g_main_context_ref (context);
   server->client_queue = options->client_queue;
   server->history = relay_history_new (options->history_frames, options->history_requests);
@@ -577,17 +621,32 @@ relay_server_free (RelayServer *server)
   g_clear_pointer (&server->token, g_free);
   g_clear_pointer (&server->context, g_main_context_unref);
   g_free (server);
+  release_resource ();
 }
 
 char *
 relay_server_dup_url (RelayServer *server)
 {
-  GSList *uris = soup_server_get_uris (server->soup_server);
-  char *url = uris != NULL ? g_uri_to_string (uris->data) : NULL;
+  GSList *listeners = soup_server_get_listeners (server->soup_server);
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autofree char *host = NULL;
+  GInetSocketAddress *inet_address;
 
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  /* Built from the listening socket, because soup_server_get_uris() of
+   * libsoup 3.2 leaks an address per call. */
+  g_assert (listeners != NULL);
+  address = g_socket_get_local_address (listeners->data, NULL);
+  g_slist_free (listeners);
+  if (address == NULL || !G_IS_INET_SOCKET_ADDRESS (address))
+    return NULL;
 
-  return url;
+  inet_address = G_INET_SOCKET_ADDRESS (address);
+  host = g_inet_address_to_string (g_inet_socket_address_get_address (inet_address));
+
+  if (g_inet_address_get_family (g_inet_socket_address_get_address (inet_address)) == G_SOCKET_FAMILY_IPV6)
+    return g_strdup_printf ("http://[%s]:%u/", host, g_inet_socket_address_get_port (inet_address));
+
+  return g_strdup_printf ("http://%s:%u/", host, g_inet_socket_address_get_port (inet_address));
 }
 
 guint
