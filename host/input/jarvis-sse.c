@@ -17,11 +17,12 @@
  * a NUL is ignored, and `retry` takes only ASCII digits. A blank line
  * dispatches the event unless its data is empty.
  *
- * It differs from the standard in two ways, on purpose. An event still
+ * It differs from the standard in three ways, on purpose. An event still
  * pending at the end of input is dispatched (with a debug log) instead of
- * dropped, because recorders often cut the final blank line. And bytes
- * stay bytes, so invalid UTF-8 reaches the consumer, which rejects it when
- * it parses the data as JSON.
+ * dropped, because recorders often cut the final blank line. Bytes stay
+ * bytes, so invalid UTF-8 reaches the consumer, which rejects it when it
+ * parses the data as JSON. And an `event` value with a NUL is ignored like
+ * such an `id` value.
  */
 
 struct _JarvisSseParser
@@ -218,6 +219,11 @@ process_field (JarvisSseParser *parser,
     }
   else if (FIELD_IS ("event"))
     {
+      /* Consumers compare the event type as a C string, so a NUL would cut
+       * it short. Such a value is ignored, as the standard does for `id`. */
+      if (memchr (value, '\0', value_length) != NULL)
+        return;
+
       if (parser->data->len + value_length > parser->max_event_length)
         {
           reject_event (parser, parser->event_line_number);

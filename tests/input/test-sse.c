@@ -163,6 +163,14 @@ test_fields (void)
     g_assert_cmpstr (nul_result->log->str, ==, "message|1|3|d\n");
   }
 
+  /* An event type with a NUL is ignored too (found by fuzzing). */
+  {
+    const char with_nul[] = "event: \0ast\ndata: e\n\nevent: a\0\nevent: b\ndata: f\n\n";
+    g_autoptr(SseResult) nul_result = parse (with_nul, sizeof with_nul - 1, 0, 0);
+
+    g_assert_cmpstr (nul_result->log->str, ==, "message||1|e\nb||4|f\n");
+  }
+
   /* Only one space after the colon is dropped. */
   assert_parses_to ("data:  two spaces\n\n", "message||1| two spaces\n");
 
