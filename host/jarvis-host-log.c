@@ -13,6 +13,7 @@
 
 static gint verbose_core;        /* atomic: records come from any thread */
 static gboolean use_color;
+static char **debug_domains;    /* (owned) from G_MESSAGES_DEBUG, read once */
 
 static const char *
 find_domain (const GLogField *fields,
@@ -25,6 +26,18 @@ find_domain (const GLogField *fields,
     }
 
   return NULL;
+}
+
+static gboolean
+is_debug_domain (const char *domain)
+{
+  for (guint i = 0; debug_domains != NULL && debug_domains[i] != NULL; i++)
+    {
+      if (strcmp (debug_domains[i], "all") == 0 || g_strcmp0 (debug_domains[i], domain) == 0)
+        return TRUE;
+    }
+
+  return FALSE;
 }
 
 /* Warnings and worse always show. `-v` shows the core's info and debug
@@ -46,7 +59,7 @@ should_show (GLogLevelFlags  level,
   if ((level & G_LOG_LEVEL_INFO) && !core)
     return TRUE;
 
-  return !g_log_writer_default_would_drop (level, domain);
+  return is_debug_domain (domain);
 }
 
 static GLogWriterOutput
@@ -77,12 +90,21 @@ void
 jarvis_host_log_init (void)
 {
   use_color = g_log_writer_supports_color (STDERR_FILENO);
+  debug_domains = g_strsplit_set (g_getenv ("G_MESSAGES_DEBUG") != NULL ? g_getenv ("G_MESSAGES_DEBUG") : "",
+                                  " ,", -1);
 
   g_log_set_writer_func (write_record, NULL, NULL);
 }
 
+/* Turns the core's lifecycle records on or off. The core formats them only
+ * when GLib's debug switch is on, so -v sets that switch too; the writer
+ * still hides debug records of other domains unless G_MESSAGES_DEBUG
+ * names them. Call it before the bus is created, which caches the switch. */
 void
 jarvis_host_log_set_verbose (gboolean verbose)
 {
   g_atomic_int_set (&verbose_core, verbose ? 1 : 0);
+
+  if (verbose)
+    g_log_set_debug_enabled (TRUE);
 }

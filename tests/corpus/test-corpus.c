@@ -242,49 +242,76 @@ read_recording (const char *path,
                    g_hash_table_size (completes));
 }
 
-static Result *
-run_host (const char *input,
-          guint       read_size)
+/* One host run in flight; the runs of all read sizes go in parallel. */
+typedef struct
+{
+  guint read_size;
+  char *directory;
+  char *recording;
+  char *stats_path;
+  GSubprocess *process;
+} HostRun;
+
+static HostRun *
+start_host (const char *input,
+            guint       read_size)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *directory = g_dir_make_tmp ("jarvis-corpus-test-XXXXXX", &error);
   g_autofree char *host = g_test_build_filename (G_TEST_BUILT, "..", "host", "jarvis-host", NULL);
   g_autofree char *plugins = g_test_build_filename (G_TEST_BUILT, "..", "plugins", NULL);
-  g_autofree char *recording = g_build_filename (directory, "recording.jsonl", NULL);
-  g_autofree char *stats_path = g_build_filename (directory, "stats.json", NULL);
-  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  g_autofree char *path_option = NULL;
   g_autofree char *read_size_option = g_strdup_printf ("--read-size=%u", read_size);
+  HostRun *run = g_new0 (HostRun, 1);
+
+  run->read_size = read_size;
+  run->directory = g_dir_make_tmp ("jarvis-corpus-test-XXXXXX", &error);
+  g_assert_no_error (error);
+  run->recording = g_build_filename (run->directory, "recording.jsonl", NULL);
+  run->stats_path = g_build_filename (run->directory, "stats.json", NULL);
+  path_option = g_strdup_printf ("recorder.path=%s", run->recording);
+
+  run->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
+                                   host, "--plugin-dir", plugins, "--plugin=recorder",
+                                   "--option", path_option, "--stats", run->stats_path,
+                                   read_size_option, input, NULL);
+  g_assert_no_error (error);
+
+  return run;
+}
+
+/* Waits for the run and reads what it wrote, then frees @run. */
+static Result *
+finish_host (HostRun *run)
+{
+  g_autoptr (GError) error = NULL;
   g_autofree char *stats_text = NULL;
   g_autofree char *err = NULL;
-  g_autoptr (GSubprocess) process = NULL;
   Result *result;
 
+  g_subprocess_communicate_utf8 (run->process, NULL, NULL, NULL, &err, &error);
   g_assert_no_error (error);
-
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
-                              host, "--plugin-dir", plugins, "--plugin=recorder",
-                              "--option", path_option, "--stats", stats_path,
-                              read_size_option, input, NULL);
-  g_assert_no_error (error);
-
-  g_subprocess_communicate_utf8 (process, NULL, NULL, NULL, &err, &error);
-  g_assert_no_error (error);
-  g_test_message ("read size %u, stderr:\n%s", read_size, err);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+  g_test_message ("read size %u, stderr:\n%s", run->read_size, err);
+  g_assert_true (g_subprocess_get_if_exited (run->process));
+  g_assert_cmpint (g_subprocess_get_exit_status (run->process), ==, 0);
 
   result = g_new0 (Result, 1);
   result->flushed = answers_new ();
   result->events = g_string_new (NULL);
 
-  g_file_get_contents (stats_path, &stats_text, NULL, &error);
+  g_file_get_contents (run->stats_path, &stats_text, NULL, &error);
   g_assert_no_error (error);
   result->stats = parse_object (stats_text);
-  read_recording (recording, result);
+  read_recording (run->recording, result);
 
-  g_assert_no_errno (g_unlink (recording));
-  g_assert_no_errno (g_unlink (stats_path));
-  g_assert_no_errno (g_rmdir (directory));
+  g_assert_no_errno (g_unlink (run->recording));
+  g_assert_no_errno (g_unlink (run->stats_path));
+  g_assert_no_errno (g_rmdir (run->directory));
+
+  g_object_unref (run->process);
+  g_free (run->recording);
+  g_free (run->stats_path);
+  g_free (run->directory);
+  g_free (run);
 
   return result;
 }
@@ -295,10 +322,14 @@ test_corpus_file (gconstpointer data)
   const char *path = data;
   g_autoptr (GPtrArray) expected = extract_answers (path);
   g_autoptr (Result) first = NULL;
+  HostRun *runs[G_N_ELEMENTS (read_sizes)];
+
+  for (guint r = 0; r < G_N_ELEMENTS (read_sizes); r++)
+    runs[r] = start_host (path, read_sizes[r]);
 
   for (guint r = 0; r < G_N_ELEMENTS (read_sizes); r++)
     {
-      g_autoptr (Result) result = run_host (path, read_sizes[r]);
+      g_autoptr (Result) result = finish_host (runs[r]);
       JsonObject *stats = result->stats;
 
       g_assert_cmpint (json_object_get_int_member (stats, "bytes_flushed"), ==,
