@@ -97,9 +97,10 @@ jarvis_host_log_init (void)
 }
 
 /* Turns the core's lifecycle records on or off. The core formats them only
- * when GLib's debug switch is on, so -v sets that switch too; the writer
- * still hides debug records of other domains unless G_MESSAGES_DEBUG
- * names them. Call it before the bus is created, which caches the switch. */
+ * when GLib's debug switch is on, so -v sets that switch too. The writer
+ * still hides debug records of other domains unless G_MESSAGES_DEBUG names
+ * them. Call it before the bus is created, because the bus caches the
+ * switch. */
 void
 jarvis_host_log_set_verbose (gboolean verbose)
 {
