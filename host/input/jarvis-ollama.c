@@ -130,7 +130,8 @@ jarvis_ollama_map_line (JarvisProviderStream  *stream,
     {
       const char *reason = jarvis_json_get_string (line, "done_reason");
 
-      jarvis_provider_stream_set_finish_reason (stream, reason != NULL ? reason : "stop");
+      if (reason != NULL)
+        jarvis_provider_stream_set_finish_reason (stream, reason);
       emit_usage (stream, line);
       jarvis_provider_stream_end (stream);
     }
