@@ -588,7 +588,7 @@ send_request (LiveRequest *request)
     }
   soup_message_set_request_body_from_bytes (request->message, "application/json", body);
 
-  g_info ("live_request_sent request_id=%s session=%s url=%s messages=%u",
+  g_debug ("live_request_sent request_id=%s session=%s url=%s messages=%u",
           request->request_id, run->session_id, run->url, json_array_get_length (run->messages));
 
   request->http_busy = TRUE;

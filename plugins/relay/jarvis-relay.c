@@ -19,6 +19,7 @@ typedef struct
   RelayServer *server;        /* owned */
   guint64 last_frame_id;
   GList *calls;               /* owned RelayCall pointers, still writing */
+  GHashTable *cut_requests;   /* owned request ids whose writes were cancelled */
 } Relay;
 
 /* One async handler call: the frame on its way out, and the source that
@@ -56,6 +57,37 @@ on_write_done (RelayWrite *write,
   jarvis_invocation_return (invocation);
 }
 
+/* Stops writing a request's text to the pages. A cancelled frame leaves a
+ * hole, so every later start or flush frame of the request is dropped too:
+ * a page keeps a prefix of the text, and the complete frame then shows how
+ * the request ended. */
+static void
+cut_request (Relay      *relay,
+             const char *request_id)
+{
+  if (g_hash_table_add (relay->cut_requests, g_strdup (request_id)))
+    g_debug ("relay_request_cut request_id=%s", request_id);
+}
+
+/* Returns whether a write of @request_id is still pending although its
+ * invocation was cancelled. The bus dispatches the cleanup's final flush
+ * before on_call_cancelled() runs, so this catches the cancel first. */
+static gboolean
+has_cancelled_call (Relay      *relay,
+                    const char *request_id)
+{
+  for (GList *l = relay->calls; l != NULL; l = l->next)
+    {
+      JarvisInvocation *invocation = ((RelayCall *) l->data)->invocation;
+
+      if (jarvis_invocation_is_cancelled (invocation) &&
+          g_str_equal (jarvis_event_get_request_id (jarvis_invocation_get_event (invocation)), request_id))
+        return TRUE;
+    }
+
+  return FALSE;
+}
+
 /* Runs in the bus's context, not inside the cancellable's `cancelled`
  * emission, so it may change the queues and return the invocation. */
 static gboolean
@@ -63,9 +95,10 @@ on_call_cancelled (GCancellable *cancellable,
                    gpointer      user_data)
 {
   RelayCall *call = user_data;
+  const char *request_id = jarvis_event_get_request_id (jarvis_invocation_get_event (call->invocation));
 
-  g_debug ("relay_write_cancelled request_id=%s",
-           jarvis_event_get_request_id (jarvis_invocation_get_event (call->invocation)));
+  g_debug ("relay_write_cancelled request_id=%s", request_id);
+  cut_request (call->relay, request_id);
   relay_server_cancel_write (call->relay->server, call->write);
 
   return G_SOURCE_REMOVE;
@@ -82,7 +115,11 @@ write_frame_async (JarvisEvent      *event,
 
   /* A request that is already being cleaned up shows its final state
    * through its complete frame; a late frame would only half-update it. */
-  if (jarvis_invocation_is_cancelled (invocation))
+  if (jarvis_invocation_is_cancelled (invocation) ||
+      has_cancelled_call (relay, jarvis_event_get_request_id (event)))
+    cut_request (relay, jarvis_event_get_request_id (event));
+
+  if (g_hash_table_contains (relay->cut_requests, jarvis_event_get_request_id (event)))
     {
       jarvis_invocation_return (invocation);
       return;
@@ -115,6 +152,8 @@ write_complete (JarvisEvent *event,
   g_autoptr(RelayFrame) frame = relay_frame_new_from_event (event, ++relay->last_frame_id);
   g_autoptr(RelayWrite) write = relay_write_new (frame, NULL, NULL);
 
+  /* Nothing of the request follows its complete event. */
+  g_hash_table_remove (relay->cut_requests, jarvis_event_get_request_id (event));
   relay_server_publish (relay->server, write);
 }
 
@@ -129,6 +168,7 @@ relay_free (gpointer data)
     relay_server_cancel_write (relay->server, ((RelayCall *) relay->calls->data)->write);
 
   g_clear_pointer (&relay->server, relay_server_free);
+  g_clear_pointer (&relay->cut_requests, g_hash_table_unref);
   g_free (relay);
 }
 
@@ -194,6 +234,7 @@ relay_init (JarvisPlugin  *plugin,
 
   relay = g_new0 (Relay, 1);
   relay->plugin = plugin;
+  relay->cut_requests = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   relay->server = relay_server_new (jarvis_plugin_get_context (plugin), &options, error);
   if (relay->server == NULL)
     {

@@ -687,7 +687,8 @@ get_status (Fixture    *fixture,
 {
   g_autofree char *url = g_strconcat (fixture->url, path_and_query, NULL);
   g_autoptr(SoupMessage) message = soup_message_new (SOUP_METHOD_GET, url);
-  g_autoptr(GBytes) body = send_and_read (fixture, message);
+
+  g_bytes_unref (send_and_read (fixture, message));
 
   return soup_message_get_status (message);
 }
@@ -826,16 +827,26 @@ test_supersede_cancels_writes (Fixture       *fixture,
   const char *options[] = { "client-queue=100000", NULL };
   g_autoptr(GError) error = NULL;
   g_autoptr(GSocketConnection) stalled = NULL;
+  g_autoptr(SseClient) reader = NULL;
+  g_autoptr(GString) emitted = g_string_new (NULL);
+  g_autofree char *shown = NULL;
   g_autofree char *chunk = g_strnfill (64 * 1024, 'y');
+  Frame *reader_complete;
   const char *second[] = { "second answer", NULL };
   JarvisEvent *first_complete;
   GVariant *payload;
   guint64 cancelled = 0;
   guint n_deltas = 0;
 
+  /* Each 64 KiB delta fills the buffer and is flushed at once, but the
+   * short tail waits for the final flush of the cleanup. */
+  jarvis_bus_set_flush_policy (fixture->bus, 60000, 64 * 1024);
+
   g_assert_true (load_relay (fixture, options, &error));
   stalled = connect_stalled_client (fixture);
   wait_for_clients (fixture, 1);
+  reader = sse_client_new (fixture, "", NULL);
+  wait_for_clients (fixture, 2);
 
   /* Fills the stalled client until writes stay pending: those are the
    * invocations that the supersede must cancel. */
@@ -844,11 +855,16 @@ test_supersede_cancels_writes (Fixture       *fixture,
     {
       g_assert_cmpuint (n_deltas, <, 2000);
       emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r1", chunk);
+      g_string_append (emitted, chunk);
       n_deltas++;
       while (g_main_context_pending (fixture->context))
         g_main_context_iteration (fixture->context, FALSE);
     }
 
+  /* The final flush of the cleanup carries this delta. It comes after the
+   * cancelled writes, so the reader must not get it. */
+  emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r1", "tail");
+  g_string_append (emitted, "tail");
   emit_request (fixture, "r2", second);
   ITERATE_UNTIL (fixture, fixture->completes->len == 1);
 
@@ -865,6 +881,16 @@ test_supersede_cancels_writes (Fixture       *fixture,
   g_assert_cmpuint (cancelled, >=, 8);
   g_assert_cmpuint (count_log_lines ("relay_write_cancelled request_id=r1"), >=, 8);
   g_assert_cmpstr (jarvis_event_get_outcome (g_ptr_array_index (fixture->completes, 1)), ==, "completed");
+
+  /* The reader shows a prefix of r1's text without holes, then the end. */
+  ITERATE_UNTIL (fixture, find_frame (reader, "complete", "r2") != NULL);
+  shown = dup_flushed_text (reader, "r1");
+  g_assert_cmpuint (strlen (shown), <, emitted->len);
+  g_assert_true (g_str_has_prefix (emitted->str, shown));
+  reader_complete = find_frame (reader, "complete", "r1");
+  g_assert_nonnull (reader_complete);
+  g_assert_cmpstr (frame_get_string (reader_complete, "outcome"), ==, "superseded");
+  g_assert_cmpuint (count_log_lines ("relay_request_cut request_id=r1"), ==, 1);
 }
 
 int
