@@ -975,6 +975,75 @@ test_invalid_url (Fixture       *fixture,
   g_assert_cmpuint (fixture->completes->len, ==, 0);
 }
 
+typedef struct
+{
+  gboolean done;
+  char *stdout_text;
+  char *stderr_text;
+} HostResult;
+
+static void
+on_host_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  HostResult *host = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result,
+                                        &host->stdout_text, &host->stderr_text, &error);
+  g_assert_no_error (error);
+  host->done = TRUE;
+}
+
+static void
+test_host_binary (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  static const Script scripts[] = { { SOUP_STATUS_OK, "text/event-stream", whole_answer, FALSE } };
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *key_dir = NULL;
+  g_autofree char *key_file = NULL;
+  HostResult host = { 0 };
+  Received *received;
+
+  use_scripts (fixture, scripts, G_N_ELEMENTS (scripts));
+  key_dir = g_dir_make_tmp ("jarvis-live-key-XXXXXX", &error);
+  g_assert_no_error (error);
+  key_file = g_build_filename (key_dir, "key", NULL);
+  g_assert_true (g_file_set_contents (key_file, API_KEY "\n", -1, &error));
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_unsetenv (launcher, "OPENAI_API_KEY");
+  process = g_subprocess_launcher_spawn (launcher, &error, JARVIS_HOST_PATH,
+                                         "--plugin-dir", PLUGIN_DIR, "--plugin", "console",
+                                         "--url", fixture->url, "--model", "test-model",
+                                         "--api-key-file", key_file, "--prompt", "Say hello",
+                                         "--connect-timeout", "5", "--idle-timeout", "5",
+                                         "-v", NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (process, NULL, NULL, on_host_done, &host);
+  ITERATE_UNTIL (fixture, host.done);
+
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+  g_assert_cmpstr (host.stdout_text, ==, "Hello wörld\n");
+  g_assert_null (strstr (host.stderr_text, "sk-test"));
+  g_assert_nonnull (strstr (host.stderr_text, "cleanup_request_complete request_id=live-1"));
+
+  g_assert_cmpuint (fixture->received->len, ==, 1);
+  received = g_ptr_array_index (fixture->received, 0);
+  g_assert_cmpstr (received->authorization, ==, "Bearer " API_KEY);
+  assert_message (received, 0, "user", "Say hello");
+
+  g_unlink (key_file);
+  g_rmdir (key_dir);
+  g_free (host.stdout_text);
+  g_free (host.stderr_text);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -999,6 +1068,7 @@ main (int   argc,
   ADD ("/live/close/mid-event", test_close_mid_event);
   ADD ("/live/connect/refused", test_connection_refused);
   ADD ("/live/url/invalid", test_invalid_url);
+  ADD ("/live/host/binary", test_host_binary);
 #undef ADD
 
   return g_test_run ();
