@@ -253,10 +253,10 @@ arm_timer (LiveRequest *request,
  * request by the provider's own stream id, but the start went out under
  * ours before the first byte came, so every event is re-addressed. */
 static void
-on_decoded (JarvisEvent *decoded,
+on_decoded (JarvisEvent *decoded_event,
             gpointer     user_data)
 {
-  g_autoptr(JarvisEvent) owned = decoded;
+  g_autoptr(JarvisEvent) decoded = decoded_event;
   LiveRequest *request = user_data;
   LiveRun *run = request->run;
   const char *event_type = jarvis_event_get_event_type (decoded);

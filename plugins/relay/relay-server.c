@@ -53,6 +53,7 @@ typedef struct
   RelayWrite *in_flight;      /* owned, nullable: the frame being written */
   gboolean writing;           /* a chunk is appended and not yet written */
   gboolean closed;            /* dropped by us or gone */
+  GSource *hangup_watch;      /* owned, nullable: sees the peer close */
   gulong wrote_chunk_id;
   gulong finished_id;
 } RelayClient;
@@ -180,8 +181,19 @@ release_client_writes (RelayClient *client)
 }
 
 static void
+clear_hangup_watch (RelayClient *client)
+{
+  if (client->hangup_watch == NULL)
+    return;
+
+  g_source_destroy (client->hangup_watch);
+  g_clear_pointer (&client->hangup_watch, g_source_unref);
+}
+
+static void
 client_free (RelayClient *client)
 {
+  clear_hangup_watch (client);
   g_clear_signal_handler (&client->wrote_chunk_id, client->message);
   g_clear_signal_handler (&client->finished_id, client->message);
   g_clear_object (&client->message);
@@ -197,6 +209,7 @@ close_client (RelayClient *client)
     return;
 
   client->closed = TRUE;
+  clear_hangup_watch (client);
   release_client_writes (client);
 }
 
@@ -227,29 +240,71 @@ on_finished (SoupServerMessage *message,
   client_free (client);
 }
 
+/* Ends the message of a client that is closed on our side: shutting the
+ * socket down makes libsoup's pending or next write fail, which ends the
+ * message with `finished` even when the peer reads nothing. */
+static void
+end_message (RelayServer       *server,
+             SoupServerMessage *message)
+{
+  GSocket *socket = soup_server_message_get_socket (message);
+
+  if (socket != NULL)
+    g_socket_shutdown (socket, TRUE, TRUE, NULL);
+  soup_message_body_complete (soup_server_message_get_response_body (message));
+  g_main_context_push_thread_default (server->context);
+  soup_server_message_unpause (message);
+  g_main_context_pop_thread_default (server->context);
+}
+
+/* An event stream client sends nothing after its request, so a readable
+ * socket means that the peer closed it. libsoup would only notice at the
+ * next write, and until then the client would hold up every write. */
+static gboolean
+on_client_socket_ready (GSocket      *socket,
+                        GIOCondition  condition,
+                        gpointer      user_data)
+{
+  RelayClient *client = user_data;
+  g_autoptr(GError) error = NULL;
+  char byte;
+  GInputVector vector = { &byte, 1 };
+  gint flags = G_SOCKET_MSG_PEEK;
+  gssize received;
+
+  received = g_socket_receive_message (socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, &error);
+  if (received < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
+
+  /* Bytes after the request: the watch stops, and a failed write will
+   * still end the client. */
+  if (received > 0)
+    {
+      g_clear_pointer (&client->hangup_watch, g_source_unref);
+      return G_SOURCE_REMOVE;
+    }
+
+  g_info ("relay_client_disconnected client=%" G_GUINT64_FORMAT, client->id);
+  g_clear_pointer (&client->hangup_watch, g_source_unref);
+  close_client (client);
+  end_message (client->server, client->message);
+
+  return G_SOURCE_REMOVE;
+}
+
 /* Disconnects a client that does not keep up, so that its backlog never
  * grows without bound and never holds up the bus. */
 static void
 drop_slow_client (RelayClient *client)
 {
   SoupServerMessage *message = client->message;
-  GSocket *socket = soup_server_message_get_socket (message);
 
   g_warning ("relay_client_dropped client=%" G_GUINT64_FORMAT " reason=slow queued=%u max=%u; "
              "the client did not read its event stream fast enough",
              client->id, g_queue_get_length (&client->queue), client->server->client_queue);
 
   close_client (client);
-
-  /* Shutting the socket down makes libsoup's pending or next write fail,
-   * which ends the message with `finished` even when the peer reads
-   * nothing. */
-  if (socket != NULL)
-    g_socket_shutdown (socket, TRUE, TRUE, NULL);
-  soup_message_body_complete (soup_server_message_get_response_body (message));
-  g_main_context_push_thread_default (client->server->context);
-  soup_server_message_unpause (message);
-  g_main_context_pop_thread_default (client->server->context);
+  end_message (client->server, message);
 }
 
 static void
@@ -298,8 +353,7 @@ relay_server_cancel_write (RelayServer *server,
 {
   /* Releasing the queued copies may run @done, which drops the caller's
    * reference, so the write is held until the end. */
-  g_autoptr(RelayWrite) held = relay_write_ref (write);
-
+  relay_write_ref (write);
   write->frame->cancelled = TRUE;
 
   for (GList *l = server->clients; l != NULL; l = l->next)
@@ -318,6 +372,7 @@ relay_server_cancel_write (RelayServer *server,
     }
 
   finish_write (write);
+  relay_write_unref (write);
 }
 
 /* Compares in time that depends only on the lengths, so the response time
@@ -460,6 +515,14 @@ serve_events (RelayServer       *server,
                                           G_CALLBACK (on_finished), client);
   server->clients = g_list_append (server->clients, client);
 
+  if (soup_server_message_get_socket (message) != NULL)
+    {
+      client->hangup_watch = g_socket_create_source (soup_server_message_get_socket (message),
+                                                     G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+      g_source_set_callback (client->hangup_watch, G_SOURCE_FUNC (on_client_socket_ready), client, NULL);
+      g_source_attach (client->hangup_watch, server->context);
+    }
+
   g_info ("relay_client_connected client=%" G_GUINT64_FORMAT " remote=%s last_event_id=%" G_GUINT64_FORMAT,
           client->id, soup_server_message_get_remote_host (message), last_id);
 
@@ -508,6 +571,14 @@ handle_request (SoupServer        *soup_server,
 
   if (g_strcmp0 (path, "/") == 0)
     serve_page (message);
+  else if (method == SOUP_METHOD_HEAD)
+    {
+      /* A HEAD gets the stream's headers but never becomes a client. */
+      close_after_response (message);
+      soup_server_message_set_status (message, SOUP_STATUS_OK, NULL);
+      soup_message_headers_set_content_type (soup_server_message_get_response_headers (message),
+                                             "text/event-stream", NULL);
+    }
   else
     serve_events (server, message);
 }

@@ -821,6 +821,45 @@ test_slow_client_dropped (Fixture       *fixture,
 }
 
 static void
+test_disconnected_client_dropped (Fixture       *fixture,
+                                  gconstpointer  user_data)
+{
+  const char *first[] = { "one", NULL };
+  const char *second[] = { "two", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SseClient) leaving = NULL;
+  g_autoptr(SseClient) staying = NULL;
+  JarvisEvent *complete;
+  guint leaving_frames;
+
+  g_assert_true (load_relay (fixture, NULL, &error));
+  leaving = sse_client_new (fixture, "", NULL);
+  staying = sse_client_new (fixture, "", NULL);
+  wait_for_clients (fixture, 2);
+
+  emit_request (fixture, "r1", first);
+  ITERATE_UNTIL (fixture, find_frame (leaving, "complete", "r1") != NULL &&
+                          find_frame (staying, "complete", "r1") != NULL);
+
+  /* The relay notices the closed connection and stops writing to it. */
+  g_cancellable_cancel (leaving->cancellable);
+  ITERATE_UNTIL (fixture, leaving->ended);
+  g_clear_object (&leaving->stream);
+  ITERATE_UNTIL (fixture, count_log_lines ("relay_client_disconnected client=1") == 1);
+  leaving_frames = leaving->frames->len;
+
+  emit_request (fixture, "r2", second);
+  ITERATE_UNTIL (fixture, fixture->completes->len == 2 && find_frame (staying, "complete", "r2") != NULL);
+  g_assert_cmpuint (leaving->frames->len, ==, leaving_frames);
+  g_assert_cmpuint (count_log_lines ("relay_client_disconnected client=2"), ==, 0);
+
+  /* No write waited for the gone client. */
+  complete = g_ptr_array_index (fixture->completes, 1);
+  g_assert_cmpstr (jarvis_event_get_outcome (complete), ==, "completed");
+  g_assert_cmpuint (count_log_lines ("warning"), ==, 0);
+}
+
+static void
 test_supersede_cancels_writes (Fixture       *fixture,
                                gconstpointer  user_data)
 {
@@ -913,6 +952,7 @@ main (int   argc,
   ADD ("/relay/address/remote-needs-option", test_remote_address_needs_option);
   ADD ("/relay/address/invalid", test_invalid_address);
   ADD ("/relay/client/slow-dropped", test_slow_client_dropped);
+  ADD ("/relay/client/disconnect-dropped", test_disconnected_client_dropped);
   ADD ("/relay/cancel/supersede-cancels-writes", test_supersede_cancels_writes);
 #undef ADD
 
