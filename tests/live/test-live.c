@@ -975,6 +975,94 @@ test_invalid_url (Fixture       *fixture,
   g_assert_cmpuint (fixture->completes->len, ==, 0);
 }
 
+/* Computes the answer text of a recorded OpenAI SSE stream on its own,
+ * from the `data:` lines, without the decoder under test. */
+static char *
+dup_recorded_answer (const char *contents)
+{
+  g_auto(GStrv) lines = g_strsplit (contents, "\n", -1);
+  GString *answer = g_string_new (NULL);
+
+  for (gsize i = 0; lines[i] != NULL; i++)
+    {
+      g_autoptr(JsonNode) node = NULL;
+      JsonArray *choices;
+
+      if (!g_str_has_prefix (lines[i], "data: ") || g_str_equal (lines[i], "data: [DONE]"))
+        continue;
+
+      node = json_from_string (lines[i] + strlen ("data: "), NULL);
+      g_assert_nonnull (node);
+      choices = json_object_get_array_member (json_node_get_object (node), "choices");
+      for (guint c = 0; choices != NULL && c < json_array_get_length (choices); c++)
+        {
+          JsonObject *choice = json_array_get_object_element (choices, c);
+          JsonObject *delta = json_object_get_object_member (choice, "delta");
+
+          if (json_object_get_int_member (choice, "index") == 0 && delta != NULL &&
+              json_object_has_member (delta, "content") &&
+              !JSON_NODE_HOLDS_NULL (json_object_get_member (delta, "content")))
+            g_string_append (answer, json_object_get_string_member (delta, "content"));
+        }
+    }
+
+  return g_string_free (answer, FALSE);
+}
+
+static void
+test_recorded_stream (Fixture       *fixture,
+                      gconstpointer  user_data)
+{
+  const char *corpus_dir = g_getenv ("JARVIS_CORPUS_DIR");
+  g_autofree char *path = NULL;
+  g_autofree char *contents = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr(GPtrArray) chunks = g_ptr_array_new_with_free_func (g_free);
+  g_autofree Step *steps = NULL;
+  Script script = { SOUP_STATUS_OK, "text/event-stream", NULL, FALSE };
+  JarvisLiveOptions options = default_options (fixture);
+  RunResult run = { 0 };
+  gsize length = 0;
+  guint n_steps = 0;
+
+  path = g_build_filename (corpus_dir != NULL ? corpus_dir : "", "openai-chat-long-181chunks-usage.sse", NULL);
+  if (corpus_dir == NULL || !g_file_get_contents (path, &contents, &length, NULL))
+    {
+      g_test_skip ("the recorded stream corpus is not there; set JARVIS_CORPUS_DIR");
+      return;
+    }
+
+  /* The recording goes out in 1000-byte writes, 1 ms apart, so events and
+   * UTF-8 sequences are split across reads. */
+  steps = g_new0 (Step, length / 1000 + 2);
+  for (gsize offset = 0; offset < length; offset += 1000)
+    {
+      char *chunk = g_strndup (contents + offset, MIN (1000, length - offset));
+
+      g_ptr_array_add (chunks, chunk);
+      steps[n_steps++] = (Step) { STEP_SEND, 1, chunk };
+    }
+  steps[n_steps] = (Step) { STEP_END, 1, NULL };
+  script.steps = steps;
+  use_scripts (fixture, &script, 1);
+
+  options.prompt = "What is the weather?";
+  jarvis_live_run_async (fixture->bus, &options, NULL, NULL, on_live_done, &run);
+  ITERATE_UNTIL (fixture, run.done);
+  g_assert_no_error (run.error);
+  g_assert_true (run.success);
+
+  expected = dup_recorded_answer (contents);
+  g_assert_cmpuint (strlen (expected), >, 100);
+  text = dup_flushed_text (fixture, "live-1");
+  g_assert_cmpstr (text, ==, expected);
+  g_assert_cmpstr (jarvis_event_get_outcome (find_complete (fixture, "live-1")), ==, "completed");
+
+  /* The steps go away with this function, so the response must be over. */
+  ITERATE_UNTIL (fixture, ((Received *) g_ptr_array_index (fixture->received, 0))->finished);
+}
+
 typedef struct
 {
   gboolean done;
@@ -1069,6 +1157,7 @@ main (int   argc,
   ADD ("/live/connect/refused", test_connection_refused);
   ADD ("/live/url/invalid", test_invalid_url);
   ADD ("/live/host/binary", test_host_binary);
+  ADD ("/live/answer/recorded", test_recorded_stream);
 #undef ADD
 
   return g_test_run ();
