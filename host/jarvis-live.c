@@ -760,8 +760,29 @@ on_run_cancelled (GCancellable *cancellable,
   run->input_done = TRUE;
   g_cancellable_cancel (run->read_cancellable);
 
-  for (GList *l = run->requests.head; l != NULL; l = l->next)
-    jarvis_bus_cancel_request (run->bus, ((LiveRequest *) l->data)->request_id);
+  for (GList *l = run->requests.head; l != NULL;)
+    {
+      LiveRequest *request = l->data;
+      GList *next = l->next;
+
+      jarvis_bus_cancel_request (run->bus, request->request_id);
+
+      /* A start that still waits for its session gets no complete when the
+       * bus closes. The cancel event follows the start, so if the start is
+       * admitted after all, the request ends at once; the run stops
+       * waiting for it either way. */
+      if (!request->started)
+        {
+          JarvisEvent *cancel = jarvis_event_new (JARVIS_EVENT_STREAM_CANCEL, request->request_id);
+
+          jarvis_event_set_session_id (cancel, run->session_id);
+          jarvis_bus_emit (run->bus, cancel);
+          g_queue_delete_link (&run->requests, l);
+          live_request_free (request);
+        }
+
+      l = next;
+    }
 
   finish_run_if_done (run);
 

@@ -757,6 +757,44 @@ test_followup_supersedes (Fixture       *fixture,
   g_assert_cmpuint (count_log_lines ("prev_stream_finished_cleanly"), ==, 1);
 }
 
+static void
+test_run_cancelled (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  static const Script scripts[] = { { SOUP_STATUS_OK, "text/event-stream", first_answer_cut, FALSE } };
+  JarvisLiveOptions options = default_options (fixture);
+  RunResult run = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInputStream) prompts = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autofree char *text = NULL;
+  Received *received;
+  int fds[2];
+
+  use_scripts (fixture, scripts, G_N_ELEMENTS (scripts));
+  g_assert_true (g_unix_open_pipe (fds, FD_CLOEXEC, &error));
+  prompts = g_unix_input_stream_new (fds[0], TRUE);
+  g_assert_cmpint (write (fds[1], "first question\n", 15), ==, 15);
+
+  /* The input stays open: the cancel, not its end, stops the run. */
+  jarvis_live_run_async (fixture->bus, &options, prompts, cancellable, on_live_done, &run);
+  ITERATE_UNTIL (fixture, fixture->received->len == 1 &&
+                          ((Received *) g_ptr_array_index (fixture->received, 0))->steps_sent == 3);
+  g_cancellable_cancel (cancellable);
+  ITERATE_UNTIL (fixture, run.done);
+
+  g_assert_false (run.success);
+  g_assert_error (run.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&run.error);
+  g_assert_cmpstr (jarvis_event_get_outcome (find_complete (fixture, "live-1")), ==, "cancelled");
+  text = dup_flushed_text (fixture, "live-1");
+  g_assert_true (g_str_has_prefix ("one two ", text));
+
+  received = g_ptr_array_index (fixture->received, 0);
+  ITERATE_UNTIL (fixture, received->peer_closed);
+  g_close (fds[1], NULL);
+}
+
 static const Step server_error_body[] = {
   { STEP_SEND, 5, "{\"error\":{\"message\":\"The model is overloaded\",\"type\":\"server_error\"}}" },
   { STEP_END, 5, NULL },
@@ -1149,6 +1187,7 @@ main (int   argc,
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
   ADD ("/live/answer/whole", test_whole_answer);
   ADD ("/live/followup/supersedes", test_followup_supersedes);
+  ADD ("/live/cancel/run", test_run_cancelled);
   ADD ("/live/error/http-status", test_http_error_status);
   ADD ("/live/error/in-band", test_in_band_error);
   ADD ("/live/timeout/idle", test_idle_timeout);
