@@ -5,7 +5,7 @@
 
 /*
  * JSON helpers shared by the input formats. json-glib's typed getters log
- * a critical when a member has another type; in untrusted input that is
+ * a critical when a member has another type. In untrusted input that is
  * bad data, not a programmer error, so these getters check the type and
  * return nothing instead.
  */

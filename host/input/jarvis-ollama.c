@@ -11,7 +11,7 @@
  * streams have no id, so the request uses the decoder's fallback id.
  */
 
-/* Members of the final line that describe usage rather than the answer. */
+/* Members of the final line that describe usage rather than the text. */
 static const char *const usage_members[] = {
   "total_duration",
   "load_duration",

@@ -57,7 +57,7 @@ map_delta (JarvisProviderStream *stream,
   jarvis_provider_stream_emit_text (stream, JARVIS_EVENT_STREAM_DELTA,
                                     jarvis_json_get_string (delta, "content"), choice);
 
-  /* A refusal is the model's answer to the user, so it is answer text. */
+  /* A refusal is what the model tells the user, so it is delta text. */
   jarvis_provider_stream_emit_text (stream, JARVIS_EVENT_STREAM_DELTA,
                                     jarvis_json_get_string (delta, "refusal"), choice);
 
