@@ -768,9 +768,8 @@ on_run_cancelled (GCancellable *cancellable,
       jarvis_bus_cancel_request (run->bus, request->request_id);
 
       /* A start that still waits for its session gets no complete when the
-       * bus closes. The cancel event follows the start, so if the start is
-       * admitted after all, the request ends at once; the run stops
-       * waiting for it either way. */
+       * bus closes, so the run stops waiting for it. The cancel event
+       * follows the start, so a start that is admitted later ends at once. */
       if (!request->started)
         {
           JarvisEvent *cancel = jarvis_event_new (JARVIS_EVENT_STREAM_CANCEL, request->request_id);

@@ -269,8 +269,8 @@ relay_history_append (RelayHistory *history,
     }
 }
 
-/* A frame to replay and where it goes: its own id, or for a gap frame the
- * id of the last frame it stands in for. */
+/* A frame to replay and its position: its own id, or for a gap frame the
+ * id of the last evicted frame that it replaces. */
 typedef struct
 {
   guint64 position;

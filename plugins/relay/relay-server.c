@@ -53,7 +53,7 @@ typedef struct
   RelayWrite *in_flight;      /* owned, nullable: the frame being written */
   gboolean writing;           /* a chunk is appended and not yet written */
   gboolean closed;            /* dropped by us or gone */
-  GSource *hangup_watch;      /* owned, nullable: sees the peer close */
+  GSource *hangup_watch;      /* owned, nullable: detects that the peer closed */
   gulong wrote_chunk_id;
   gulong finished_id;
 } RelayClient;
@@ -379,14 +379,14 @@ relay_server_cancel_write (RelayServer *server,
  * does not tell how much of a guessed token was right. */
 static gboolean
 token_matches (const char *expected,
-               const char *given)
+               const char *candidate)
 {
   gsize expected_length = strlen (expected);
-  gsize given_length = strlen (given);
-  guchar difference = expected_length != given_length;
+  gsize candidate_length = strlen (candidate);
+  guchar difference = expected_length != candidate_length;
 
-  for (gsize i = 0; i < given_length; i++)
-    difference |= (guchar) given[i] ^ (guchar) expected[i % MAX (expected_length, 1)];
+  for (gsize i = 0; i < candidate_length; i++)
+    difference |= (guchar) candidate[i] ^ (guchar) expected[i % MAX (expected_length, 1)];
 
   return difference == 0;
 }
