@@ -284,14 +284,17 @@ start_browser (Fixture    *fixture,
   profile_option = g_strconcat ("--user-data-dir=", fixture->profile_dir, NULL);
 
   /* The flags keep Chromium off the network except for loopback: no
-   * updates, sync or other background fetches, and no proxy. CI runs as
-   * root, which needs --no-sandbox. */
+   * updates, sync or other background fetches, no proxy, and every host
+   * name but 127.0.0.1 fails to resolve. CI runs as root, which needs
+   * --no-sandbox. */
   fixture->browser = g_subprocess_launcher_spawn (launcher, &error, chromium,
                                                   "--headless", "--no-sandbox", "--disable-gpu",
                                                   "--disable-quic", "--no-first-run",
                                                   "--disable-background-networking",
                                                   "--disable-component-update", "--disable-sync",
-                                                  "--no-proxy-server", "--window-size=900,700",
+                                                  "--no-proxy-server",
+                                                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                                                  "--window-size=900,700",
                                                   "--remote-debugging-address=127.0.0.1",
                                                   "--remote-debugging-port=0",
                                                   "--remote-allow-origins=*",
