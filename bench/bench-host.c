@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@
 #define HOST_TOKENS 1000
 #define HOST_SESSIONS 50
 #define RECORDING_REPEATS 100
+#define PROCESS_TIMEOUT_S 120
 
 typedef struct
 {
@@ -46,6 +48,36 @@ read_events_in (const char *stats_path)
   return json_object_get_int_member_with_default (json_node_get_object (root), "events_in", 0);
 }
 
+/* Kills the child when it runs longer than PROCESS_TIMEOUT_S, so that a
+ * stuck host ends the run with a message instead of hanging it. */
+typedef struct
+{
+  GMutex lock;
+  GCond exited_cond;
+  gboolean exited;
+  gboolean killed;
+  GPid pid;
+} Watchdog;
+
+static gpointer
+watch_child (gpointer data)
+{
+  Watchdog *watchdog = data;
+  gint64 deadline = g_get_monotonic_time () + PROCESS_TIMEOUT_S * G_TIME_SPAN_SECOND;
+
+  g_mutex_lock (&watchdog->lock);
+  while (!watchdog->exited)
+    if (!g_cond_wait_until (&watchdog->exited_cond, &watchdog->lock, deadline))
+      {
+        kill (watchdog->pid, SIGKILL);
+        watchdog->killed = TRUE;
+        break;
+      }
+  g_mutex_unlock (&watchdog->lock);
+
+  return NULL;
+}
+
 /* Runs @argv with stdout on /dev/null and returns its wall time and the
  * peak RSS that wait4() reports for it. */
 static ProcessRun
@@ -53,29 +85,49 @@ run_process (const char * const *argv)
 {
   ProcessRun result = { 0 };
   g_autoptr(GError) error = NULL;
+  Watchdog watchdog = { 0 };
   struct rusage usage;
-  GPid pid;
+  GThread *thread;
   gint64 start_us;
   int status;
+  int waited;
 
   start_us = g_get_monotonic_time ();
   if (!g_spawn_async (NULL, (char **) argv, NULL,
                       G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                      NULL, NULL, &pid, &error))
+                      NULL, NULL, &watchdog.pid, &error))
     {
       g_printerr ("jarvis-bench: starting %s failed: %s\n", argv[0], error->message);
       return result;
     }
 
-  if (wait4 (pid, &status, 0, &usage) < 0)
+  g_mutex_init (&watchdog.lock);
+  g_cond_init (&watchdog.exited_cond);
+  thread = g_thread_new ("bench-watchdog", watch_child, &watchdog);
+
+  waited = wait4 (watchdog.pid, &status, 0, &usage);
+  result.seconds = (g_get_monotonic_time () - start_us) / 1e6;
+
+  g_mutex_lock (&watchdog.lock);
+  watchdog.exited = TRUE;
+  g_cond_signal (&watchdog.exited_cond);
+  g_mutex_unlock (&watchdog.lock);
+  g_thread_join (thread);
+  g_mutex_clear (&watchdog.lock);
+  g_cond_clear (&watchdog.exited_cond);
+
+  if (waited < 0)
     {
       g_printerr ("jarvis-bench: waiting for %s failed: %s\n", argv[0], g_strerror (errno));
       return result;
     }
-  result.seconds = (g_get_monotonic_time () - start_us) / 1e6;
+
   result.peak_rss_kib = usage.ru_maxrss;
   result.ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
-  if (!result.ok)
+  if (watchdog.killed)
+    g_printerr ("jarvis-bench: %s did not exit within %d s and was killed; its figures are left out\n",
+                argv[0], PROCESS_TIMEOUT_S);
+  else if (!result.ok)
     g_printerr ("jarvis-bench: %s exited with status %d; its figures are left out\n", argv[0],
                 WIFEXITED (status) ? WEXITSTATUS (status) : -1);
 
@@ -120,7 +172,7 @@ static char *
 write_events_file (const BenchOptions *options,
                    guint               n_requests)
 {
-  g_autoptr(BenchScript) script = bench_script_new (n_requests, HOST_TOKENS, HOST_SESSIONS, FALSE);
+  g_autoptr(BenchScript) script = bench_script_new (n_requests, HOST_TOKENS, MIN (n_requests, HOST_SESSIONS), FALSE);
   g_autofree char *name = g_strdup_printf ("events-%u.jsonl", n_requests * HOST_TOKENS);
   char *path = g_build_filename (options->work_dir, name, NULL);
   g_autoptr(GError) error = NULL;
@@ -227,6 +279,72 @@ measure_events_file (const BenchOptions *options,
   g_unlink (small);
 }
 
+/* Returns the value of the first "id" key of @data, the stream id of an
+ * OpenAI or Anthropic recording, or NULL when there is none. */
+static char *
+find_stream_id (const char *data)
+{
+  static const char *const keys[] = { "\"id\":\"", "\"id\": \"" };
+
+  for (guint k = 0; k < G_N_ELEMENTS (keys); k++)
+    {
+      const char *start = strstr (data, keys[k]);
+      const char *end;
+
+      if (start == NULL)
+        continue;
+      start += strlen (keys[k]);
+      end = strchr (start, '"');
+      if (end != NULL && end > start)
+        return g_strndup (start, end - start);
+    }
+
+  return NULL;
+}
+
+/* Writes @repeats copies of @recording to the work folder, each with its own
+ * stream id and file name. The core drops every event of a request id that
+ * already completed, so identical copies would be one request and
+ * @repeats - 1 dropped ones. Returns the paths, or NULL on error. */
+static GPtrArray *
+write_recording_copies (const BenchOptions *options,
+                        const char         *recording,
+                        guint               repeats)
+{
+  g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *data = NULL;
+  g_autofree char *stream_id = NULL;
+  g_autofree char *base_name = g_path_get_basename (recording);
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) parts = NULL;
+
+  if (!g_file_get_contents (recording, &data, NULL, &error))
+    {
+      g_printerr ("jarvis-bench: reading %s failed: %s\n", recording, error->message);
+      return NULL;
+    }
+  stream_id = find_stream_id (data);
+  if (stream_id != NULL)
+    parts = g_strsplit (data, stream_id, -1);
+
+  for (guint i = 0; i < repeats; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%u-%s", i, base_name);
+      g_autofree char *path = g_build_filename (options->work_dir, name, NULL);
+      g_autofree char *copy_id = g_strdup_printf ("%s-%u", stream_id != NULL ? stream_id : "", i);
+      g_autofree char *copy = parts != NULL ? g_strjoinv (copy_id, parts) : g_strdup (data);
+
+      if (!g_file_set_contents (path, copy, -1, &error))
+        {
+          g_printerr ("jarvis-bench: writing %s failed: %s\n", path, error->message);
+          return NULL;
+        }
+      g_ptr_array_add (paths, g_steal_pointer (&path));
+    }
+
+  return g_steal_pointer (&paths);
+}
+
 static void
 measure_recording (const BenchOptions *options,
                    const char         *stats_path)
@@ -247,12 +365,12 @@ measure_recording (const BenchOptions *options,
   if (!options->run_jarvis)
     return;
 
+  inputs = write_recording_copies (options, recording, repeats);
+  if (inputs == NULL)
+    return;
+
   rate = bench_result_new ("host", "events_per_s", "events/s", TRUE);
   rss = bench_result_new ("host", "peak_rss_kib", "KiB", FALSE);
-  inputs = g_ptr_array_new ();
-  for (guint i = 0; i < repeats; i++)
-    g_ptr_array_add (inputs, recording);
-
   for (guint round = 0; round < options->rounds; round++)
     {
       ProcessRun run = run_host (options, stats_path, (const char * const *) inputs->pdata, inputs->len);
@@ -264,6 +382,9 @@ measure_recording (const BenchOptions *options,
       g_array_append_val (rate->jarvis, (double) { run.events_in / run.seconds });
       g_array_append_val (rss->jarvis, (double) { run.peak_rss_kib });
     }
+
+  for (guint i = 0; i < inputs->len; i++)
+    g_unlink (inputs->pdata[i]);
 
   json_object_set_string_member (rate->extra, "input", "largest recording");
   json_object_set_string_member (rate->extra, "recording", recording);

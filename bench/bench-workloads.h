@@ -62,6 +62,11 @@ void bench_workload_host (const BenchOptions *options);
  * host workload: reads an events file and dispatches it on the baseline. */
 int bench_run_baseline_host (const char *path);
 
+/* Prints the memory figures of one side, measured in this process; the
+ * memory workload runs it in a child process. */
+int bench_run_memory_probe (const char *side_name,
+                            guint       count);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchResult, bench_result_free)
 
 G_END_DECLS

@@ -242,6 +242,8 @@ main (int   argc,
   g_auto(GStrv) workload_names = NULL;
   g_autofree char *sides = NULL;
   g_autofree char *baseline_host = NULL;
+  g_autofree char *memory_probe = NULL;
+  int memory_count = 0;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) selected = g_ptr_array_new ();
@@ -262,6 +264,10 @@ main (int   argc,
       "Folder of recorded provider streams for the host workload", "DIR" },
     { "baseline-host", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &baseline_host,
       "Run the baseline's host on an events file and exit", "FILE" },
+    { "memory-probe", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &memory_probe,
+      "Print the memory figures of one side (jarvis or baseline) and exit", "SIDE" },
+    { "memory-count", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &memory_count,
+      "Calls and requests the memory probe opens", "N" },
     G_OPTION_ENTRY_NULL
   };
 
@@ -278,6 +284,15 @@ main (int   argc,
 
   if (baseline_host != NULL)
     return bench_run_baseline_host (baseline_host);
+  if (memory_probe != NULL)
+    {
+      if (memory_count < 1)
+        {
+          g_printerr ("jarvis-bench: invalid --memory-count=%d: give 1 or more\n", memory_count);
+          return 2;
+        }
+      return bench_run_memory_probe (memory_probe, (guint) memory_count);
+    }
 
   if (rounds < 1)
     {
@@ -310,8 +325,14 @@ main (int   argc,
 
   if (options.host_binary == NULL)
     options.host_binary = g_strdup (JARVIS_BENCH_HOST_BINARY);
-  if (options.corpus_dir == NULL)
-    options.corpus_dir = g_strdup (JARVIS_BENCH_CORPUS_DIR);
+  if (options.corpus_dir != NULL)
+    {
+      g_autofree char *given = g_steal_pointer (&options.corpus_dir);
+
+      options.corpus_dir = g_canonicalize_filename (given, NULL);
+    }
+  else
+    options.corpus_dir = g_canonicalize_filename (JARVIS_BENCH_CORPUS_DIR, NULL);
   options.work_dir = g_dir_make_tmp ("jarvis-bench-XXXXXX", &error);
   if (options.work_dir == NULL)
     {
