@@ -67,6 +67,48 @@ side_for_round (const BenchOptions *options,
   return options->run_baseline ? &bench_side_baseline : NULL;
 }
 
+static const BenchSide *
+find_side (const char *name)
+{
+  if (g_str_equal (name, bench_side_jarvis.name))
+    return &bench_side_jarvis;
+  if (g_str_equal (name, bench_side_baseline.name))
+    return &bench_side_baseline;
+
+  g_printerr ("jarvis-bench: invalid probe side \"%s\": use jarvis or baseline\n", name);
+
+  return NULL;
+}
+
+/* Runs `jarvis-bench @option --side-name=… ` in a fresh process and
+ * returns what it printed, or NULL with a message. */
+static char *
+run_probe (const char      *option,
+           const BenchSide *side,
+           const char      *extra_option,
+           gboolean         slice_to_malloc)
+{
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *probe_option = g_strdup_printf ("%s=%s", option, side->name);
+  const char *argv[] = { self, probe_option, extra_option, NULL };
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autofree char *output = NULL;
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  if (slice_to_malloc)
+    envp = g_environ_setenv (envp, "G_SLICE", "always-malloc", TRUE);
+
+  if (!g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &output, NULL, &status, &error)
+      || !g_spawn_check_wait_status (status, &error))
+    {
+      g_printerr ("jarvis-bench: the %s probe of %s failed: %s\n", option, side->name, error->message);
+      return NULL;
+    }
+
+  return g_steal_pointer (&output);
+}
+
 static void
 add_sample (BenchResult     *result,
             const BenchSide *side,
@@ -159,6 +201,36 @@ add_script_facts (BenchResult       *result,
   json_object_set_int_member (result->extra, "superseded", script->n_superseded);
 }
 
+/* The peak RSS of a std run in a fresh process, because this process keeps
+ * the heap of earlier runs resident and its peak would hide the run's own. */
+int
+bench_run_rss_probe (const char *side_name,
+                     gboolean    quick)
+{
+  const BenchSide *side = find_side (side_name);
+  g_autoptr(BenchScript) script = NULL;
+  StreamRun run;
+
+  if (side == NULL)
+    return 2;
+
+  script = bench_script_new (quick ? STD_REQUESTS / 10 : STD_REQUESTS, STD_TOKENS,
+                             quick ? STD_SESSIONS / 10 : STD_SESSIONS, TRUE);
+  run = run_stream (side, script, 2);
+  g_print ("%" G_GUINT64_FORMAT "\n", run.peak_rss_kib);
+
+  return run.lossless ? 0 : 1;
+}
+
+static guint64
+run_rss_probe (const BenchSide *side,
+               gboolean         quick)
+{
+  g_autofree char *output = run_probe ("--rss-probe", side, quick ? "--quick" : NULL, FALSE);
+
+  return output != NULL ? g_ascii_strtoull (output, NULL, 10) : 0;
+}
+
 void
 bench_workload_std (const BenchOptions *options)
 {
@@ -173,6 +245,7 @@ bench_workload_std (const BenchOptions *options)
     for (guint s = 0; s < 2; s++)
       {
         const BenchSide *side = side_for_round (options, s);
+        guint64 peak_rss_kib;
         StreamRun run;
 
         if (side == NULL)
@@ -182,7 +255,10 @@ bench_workload_std (const BenchOptions *options)
         lossless = lossless && run.lossless;
         add_sample (events, side, script->events->len / run.seconds);
         add_sample (invocations, side, run.async_calls / run.seconds);
-        add_sample (rss, side, run.peak_rss_kib);
+
+        peak_rss_kib = run_rss_probe (side, options->quick);
+        if (peak_rss_kib > 0)
+          add_sample (rss, side, peak_rss_kib);
       }
 
   add_script_facts (events, script);
@@ -452,17 +528,10 @@ int
 bench_run_memory_probe (const char *side_name,
                         guint       count)
 {
-  const BenchSide *side;
+  const BenchSide *side = find_side (side_name);
 
-  if (g_str_equal (side_name, bench_side_jarvis.name))
-    side = &bench_side_jarvis;
-  else if (g_str_equal (side_name, bench_side_baseline.name))
-    side = &bench_side_baseline;
-  else
-    {
-      g_printerr ("jarvis-bench: invalid memory probe side \"%s\": use jarvis or baseline\n", side_name);
-      return 2;
-    }
+  if (side == NULL)
+    return 2;
 
   g_print ("%.3f %.3f\n", measure_invocation_bytes (side, count), measure_request_bytes (side, count));
 
@@ -475,21 +544,11 @@ run_memory_probe (const BenchSide *side,
                   double          *invocation_bytes,
                   double          *request_bytes)
 {
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  g_autofree char *side_option = g_strdup_printf ("--memory-probe=%s", side->name);
   g_autofree char *count_option = g_strdup_printf ("--memory-count=%u", count);
-  const char *argv[] = { self, side_option, count_option, NULL };
-  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "G_SLICE", "always-malloc", TRUE);
-  g_autofree char *output = NULL;
-  g_autoptr(GError) error = NULL;
-  int status;
+  g_autofree char *output = run_probe ("--memory-probe", side, count_option, TRUE);
 
-  if (!g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &output, NULL, &status, &error)
-      || !g_spawn_check_wait_status (status, &error))
-    {
-      g_printerr ("jarvis-bench: the memory probe of %s failed: %s\n", side->name, error->message);
-      return FALSE;
-    }
+  if (output == NULL)
+    return FALSE;
 
   if (sscanf (output, "%lf %lf", invocation_bytes, request_bytes) != 2)
     {

@@ -67,6 +67,11 @@ int bench_run_baseline_host (const char *path);
 int bench_run_memory_probe (const char *side_name,
                             guint       count);
 
+/* Prints the peak RSS in KiB of one std run of one side in this process;
+ * the std workload runs it in a child process. */
+int bench_run_rss_probe (const char *side_name,
+                         gboolean    quick);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchResult, bench_result_free)
 
 G_END_DECLS

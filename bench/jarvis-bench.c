@@ -243,6 +243,7 @@ main (int   argc,
   g_autofree char *sides = NULL;
   g_autofree char *baseline_host = NULL;
   g_autofree char *memory_probe = NULL;
+  g_autofree char *rss_probe = NULL;
   int memory_count = 0;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
@@ -266,6 +267,8 @@ main (int   argc,
       "Run the baseline's host on an events file and exit", "FILE" },
     { "memory-probe", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &memory_probe,
       "Print the memory figures of one side (jarvis or baseline) and exit", "SIDE" },
+    { "rss-probe", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &rss_probe,
+      "Print the peak RSS of one std run of one side (jarvis or baseline) and exit", "SIDE" },
     { "memory-count", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &memory_count,
       "Calls and requests the memory probe opens", "N" },
     G_OPTION_ENTRY_NULL
@@ -284,6 +287,8 @@ main (int   argc,
 
   if (baseline_host != NULL)
     return bench_run_baseline_host (baseline_host);
+  if (rss_probe != NULL)
+    return bench_run_rss_probe (rss_probe, options.quick);
   if (memory_probe != NULL)
     {
       if (memory_count < 1)
