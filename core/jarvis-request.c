@@ -57,11 +57,13 @@ _jarvis_session_free (JarvisSession *session)
   g_free (session);
 }
 
+/* A session that still names a superseded request stays, so that the
+ * start waiting for it logs prev_stream_finished_cleanly when it opens. */
 static void
 release_session (JarvisBus     *bus,
                  JarvisSession *session)
 {
-  if (session->active == NULL && session->waiting.length == 0)
+  if (session->active == NULL && session->waiting.length == 0 && session->superseded_id == NULL)
     g_hash_table_remove (bus->sessions, session->session_id);
 }
 
