@@ -550,6 +550,7 @@ jarvis_plugin_loader_find (JarvisPluginLoader  *loader,
 {
   g_auto(GStrv) directories = NULL;
   g_autofree char *joined = NULL;
+  guint n_skipped = 0;
 
   g_return_val_if_fail (JARVIS_IS_PLUGIN_LOADER (loader), NULL);
   g_return_val_if_fail (name != NULL, NULL);
@@ -571,6 +572,7 @@ jarvis_plugin_loader_find (JarvisPluginLoader  *loader,
           if (entry == NULL)
             {
               g_warning ("Skipped plugin: %s", local_error->message);
+              n_skipped++;
               continue;
             }
 
@@ -581,10 +583,18 @@ jarvis_plugin_loader_find (JarvisPluginLoader  *loader,
         }
     }
 
+  /* A skipped file may be the requested plugin: its name stays unknown
+   * because an untrusted or broken file is never asked for it. */
   joined = g_strjoinv (G_SEARCHPATH_SEPARATOR_S, directories);
-  g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_NOT_FOUND,
-               "Plugin “%s” not found in the search path “%s”; add its "
-               "directory or set %s", name, joined, JARVIS_PLUGIN_PATH_VARIABLE);
+  if (n_skipped > 0)
+    g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_NOT_FOUND,
+                 "Plugin “%s” not found in the search path “%s”; %u plugin "
+                 "%s skipped, see the warnings about them",
+                 name, joined, n_skipped, n_skipped == 1 ? "file was" : "files were");
+  else
+    g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_NOT_FOUND,
+                 "Plugin “%s” not found in the search path “%s”; add its "
+                 "directory or set %s", name, joined, JARVIS_PLUGIN_PATH_VARIABLE);
   return NULL;
 }
 

@@ -271,6 +271,13 @@ loader_fixture_copy_plugin (const char *directory,
 }
 
 void
+loader_fixture_add_plugin (LoaderFixture *fixture,
+                           const char    *name)
+{
+  g_free (loader_fixture_copy_plugin (fixture->plugin_dir, name, NULL));
+}
+
+void
 loader_fixture_emit (LoaderFixture *fixture,
                      const char    *event_type,
                      const char    *request_id)

@@ -34,6 +34,10 @@ char *loader_fixture_copy_plugin (const char *directory,
                                   const char *name,
                                   const char *file_name);
 
+/* Copies the fixture plugin NAME into the fixture's search directory. */
+void loader_fixture_add_plugin (LoaderFixture *fixture,
+                                const char    *name);
+
 char *loader_fixture_make_dir (LoaderFixture *fixture,
                                const char    *name);
 

@@ -5,6 +5,7 @@
 #include "loader-fixture.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
@@ -50,9 +51,9 @@ test_load_sync (LoaderFixture *fixture,
                 gconstpointer  user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = loader_fixture_copy_plugin (fixture->plugin_dir, "good-sync", NULL);
   g_auto(GStrv) names = NULL;
 
+  loader_fixture_add_plugin (fixture, "good-sync");
   g_assert_true (jarvis_plugin_loader_load (fixture->loader, fixture->bus, "good_sync", &error));
   g_assert_no_error (error);
 
@@ -70,8 +71,8 @@ test_load_async (LoaderFixture *fixture,
                  gconstpointer  user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = loader_fixture_copy_plugin (fixture->plugin_dir, "good-async", NULL);
 
+  loader_fixture_add_plugin (fixture, "good-async");
   g_assert_true (jarvis_plugin_loader_load (fixture->loader, fixture->bus, "good_async", &error));
   g_assert_no_error (error);
 
@@ -95,8 +96,8 @@ test_load_two_plugins (LoaderFixture *fixture,
                        gconstpointer  user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = loader_fixture_copy_plugin (fixture->plugin_dir, "good-async", NULL);
 
+  loader_fixture_add_plugin (fixture, "good-async");
   load_good_sync (fixture);
   g_assert_true (jarvis_plugin_loader_load (fixture->loader, fixture->bus, "good_async", &error));
   g_assert_no_error (error);
@@ -155,10 +156,10 @@ test_list_entries (LoaderFixture *fixture,
   g_autofree char *second_dir = loader_fixture_make_dir (fixture, "second");
   g_autofree char *sync_path = loader_fixture_copy_plugin (fixture->plugin_dir, "good-sync", NULL);
   g_autofree char *async_path = loader_fixture_copy_plugin (second_dir, "good-async", NULL);
-  g_autofree char *streamer_path = loader_fixture_copy_plugin (fixture->plugin_dir, "streamer", NULL);
   g_autoptr(GPtrArray) entries = NULL;
   JarvisPluginEntry *entry;
 
+  loader_fixture_add_plugin (fixture, "streamer");
   jarvis_plugin_loader_add_search_dir (fixture->loader, second_dir);
   entries = jarvis_plugin_loader_list (fixture->loader);
 
@@ -322,6 +323,7 @@ test_reject_not_found (LoaderFixture *fixture,
   g_assert_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_NOT_FOUND);
   assert_message_contains (error, "Plugin “absent” not found");
   assert_message_contains (error, fixture->plugin_dir);
+  assert_message_contains (error, "set JARVIS_PLUGIN_PATH");
   g_clear_error (&error);
 
   g_assert_false (jarvis_plugin_loader_load_file (fixture->loader, fixture->bus, missing, &error));
@@ -338,14 +340,15 @@ test_search_skips_broken (LoaderFixture *fixture,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *broken = loader_fixture_copy_plugin (fixture->plugin_dir, "wrong-abi", "aa-first.so");
-  g_autofree char *good = loader_fixture_copy_plugin (fixture->plugin_dir, "good-sync", NULL);
 
+  loader_fixture_add_plugin (fixture, "good-sync");
   g_assert_true (jarvis_plugin_loader_load (fixture->loader, fixture->bus, "good_sync", &error));
   g_assert_no_error (error);
   loader_test_assert_one_warning ("Skipped plugin", broken, "plugin ABI version 42", NULL);
 
   g_assert_false (jarvis_plugin_loader_load (fixture->loader, fixture->bus, "wrong_abi", &error));
   g_assert_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_NOT_FOUND);
+  assert_message_contains (error, "1 plugin file was skipped");
   loader_test_assert_one_warning (broken, NULL);
 
   assert_good_sync_works (fixture, "after");
@@ -528,6 +531,83 @@ test_reject_directory_entry (LoaderFixture *fixture,
   loader_test_assert_one_warning (fake, "not a regular file", NULL);
 }
 
+/* A FIFO that carries a plugin's name must not block the scan. */
+static void
+test_reject_fifo (LoaderFixture *fixture,
+                  gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *fifo = g_build_filename (fixture->plugin_dir, "fifo.so", NULL);
+  g_autoptr(GPtrArray) entries = NULL;
+
+  g_assert_no_errno (mkfifo (fifo, 0644));
+  load_good_sync (fixture);
+
+  entries = jarvis_plugin_loader_list (fixture->loader);
+  g_assert_cmpuint (entries->len, ==, 1);
+  loader_test_assert_one_warning (fifo, "is not a regular file", NULL);
+
+  g_assert_false (jarvis_plugin_loader_load_file (fixture->loader, fixture->bus, fifo, &error));
+  g_assert_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_NOT_A_PLUGIN);
+  assert_good_sync_works (fixture, "after");
+}
+
+/* Changing the owner needs root; other users skip these two tests. */
+static gboolean
+can_change_owner (void)
+{
+  if (geteuid () == 0)
+    return TRUE;
+
+  g_test_skip ("Changing a file's owner needs root");
+  return FALSE;
+}
+
+static void
+test_untrusted_owner (LoaderFixture *fixture,
+                      gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = loader_fixture_copy_plugin (fixture->plugin_dir, "good-async", NULL);
+
+  if (!can_change_owner ())
+    return;
+
+  load_good_sync (fixture);
+  g_assert_no_errno (chown (path, 65534, 65534));
+
+  g_assert_false (jarvis_plugin_loader_load_file (fixture->loader, fixture->bus, path, &error));
+  g_assert_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_UNTRUSTED);
+  assert_message_contains (error, "Untrusted plugin file");
+  assert_message_contains (error, "owned by uid 65534");
+  g_clear_error (&error);
+
+  assert_good_sync_works (fixture, "after");
+
+  jarvis_plugin_loader_set_allow_untrusted (fixture->loader, TRUE);
+  g_assert_true (jarvis_plugin_loader_load_file (fixture->loader, fixture->bus, path, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_untrusted_directory_owner (LoaderFixture *fixture,
+                                gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *foreign_dir = loader_fixture_make_dir (fixture, "foreign");
+  g_autofree char *path = loader_fixture_copy_plugin (foreign_dir, "good-async", NULL);
+
+  if (!can_change_owner ())
+    return;
+
+  g_assert_no_errno (chown (foreign_dir, 65534, 65534));
+
+  g_assert_false (jarvis_plugin_loader_load_file (fixture->loader, fixture->bus, path, &error));
+  g_assert_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_UNTRUSTED);
+  assert_message_contains (error, "Untrusted plugin directory");
+  assert_message_contains (error, "owned by uid 65534");
+}
+
 int
 main (int    argc,
       char **argv)
@@ -547,6 +627,7 @@ main (int    argc,
   FIXTURE_TEST ("/jarvis/loader/reject/unresolved-symbol", test_reject_unresolved_symbol);
   FIXTURE_TEST ("/jarvis/loader/reject/not-elf", test_reject_not_elf);
   FIXTURE_TEST ("/jarvis/loader/reject/directory", test_reject_directory_entry);
+  FIXTURE_TEST ("/jarvis/loader/reject/fifo", test_reject_fifo);
   FIXTURE_TEST ("/jarvis/loader/reject/init-failure", test_reject_init_failure);
   FIXTURE_TEST ("/jarvis/loader/reject/not-found", test_reject_not_found);
   FIXTURE_TEST ("/jarvis/loader/search/skips-broken", test_search_skips_broken);
@@ -556,6 +637,8 @@ main (int    argc,
   FIXTURE_TEST ("/jarvis/loader/trust/group-writable-file", test_untrusted_file);
   FIXTURE_TEST ("/jarvis/loader/trust/group-writable-dir", test_untrusted_directory);
   FIXTURE_TEST ("/jarvis/loader/trust/symlink", test_untrusted_symlink);
+  FIXTURE_TEST ("/jarvis/loader/trust/foreign-file-owner", test_untrusted_owner);
+  FIXTURE_TEST ("/jarvis/loader/trust/foreign-dir-owner", test_untrusted_directory_owner);
 
   return g_test_run ();
 }
