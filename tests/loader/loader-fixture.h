@@ -1,7 +1,8 @@
-/* Shared setup of the loader tests: a bus on a private context, a loader
- * that searches only a private temporary directory, copies of the fixture
- * plugins, an in-memory probe plugin that records the fixtures' reports,
- * and a log writer that records warnings so tests can assert them. */
+/* Shared setup of the loader tests. Each test gets a bus on a private
+ * context and a loader that searches only a private temporary directory,
+ * with copies of the fixture plugins. An in-memory probe plugin records
+ * the fixtures' reports, and a log writer records warnings so that tests
+ * can assert them. */
 #pragma once
 
 #include <jarvis/jarvis.h>

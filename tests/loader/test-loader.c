@@ -1,7 +1,7 @@
-/* Loading real plugin files through the real loader: finding them by the
- * name in their descriptor, and rejecting files with a bad descriptor, a
- * missing symbol, a failing init, a duplicate name or untrusted modes,
- * while the plugins already loaded keep working. */
+/* Tests of loading real plugin files through the real loader. The loader
+ * finds plugins by the name in their descriptor. It rejects files with a
+ * bad descriptor, a missing symbol, a failing init, a duplicate name or
+ * untrusted modes, and the plugins already loaded keep working. */
 #include "loader-fixture.h"
 
 #include <string.h>

@@ -1,7 +1,7 @@
-/* Unloading real plugin files while streams run: the unloaded plugin's
- * calls are cancelled and drained, a call that never returns is detached
- * at the deadline with its module kept mapped, and the other plugins and
- * each request's single completion carry on. */
+/* Tests of unloading real plugin files while streams run. The unloaded
+ * plugin's calls are cancelled and drained. A call that never returns is
+ * detached at the deadline, and its module stays mapped. The other plugins
+ * go on, and each request still completes once. */
 #include "loader-fixture.h"
 
 #include <string.h>
