@@ -128,6 +128,12 @@ static const JarvisPluginInfo probe_info = {
   .init = probe_init,
 };
 
+const JarvisPluginInfo *
+loader_fixture_get_probe_info (void)
+{
+  return &probe_info;
+}
+
 char *
 loader_fixture_make_dir (LoaderFixture *fixture,
                          const char    *name)

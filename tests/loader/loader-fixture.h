@@ -35,6 +35,10 @@ char *loader_fixture_copy_plugin (const char *directory,
                                   const char *name,
                                   const char *file_name);
 
+/* Returns the in-memory probe plugin's descriptor, to register it on a
+ * second bus. */
+const JarvisPluginInfo *loader_fixture_get_probe_info (void);
+
 /* Copies the fixture plugin NAME into the fixture's search directory. */
 void loader_fixture_add_plugin (LoaderFixture *fixture,
                                 const char    *name);

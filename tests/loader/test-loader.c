@@ -354,6 +354,32 @@ test_search_skips_broken (LoaderFixture *fixture,
   assert_good_sync_works (fixture, "after");
 }
 
+/* With the default path on, a directory from JARVIS_PLUGIN_PATH is searched
+ * after the loader's own directories. */
+static void
+test_search_environment_path (LoaderFixture *fixture,
+                              gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JarvisPluginEntry) entry = NULL;
+  g_autofree char *env_dir = loader_fixture_make_dir (fixture, "from-environment");
+  g_autofree char *path = loader_fixture_copy_plugin (env_dir, "good-sync", NULL);
+  g_autoptr(JarvisPluginLoader) loader = jarvis_plugin_loader_new ();
+
+  g_setenv (JARVIS_PLUGIN_PATH_VARIABLE, env_dir, TRUE);
+  jarvis_plugin_loader_add_search_dir (loader, fixture->plugin_dir);
+
+  entry = jarvis_plugin_loader_find (loader, "good_sync", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (jarvis_plugin_entry_get_path (entry), ==, path);
+
+  g_assert_true (jarvis_plugin_loader_load (loader, fixture->bus, "good_sync", &error));
+  g_assert_no_error (error);
+  assert_good_sync_works (fixture, "env");
+
+  g_setenv (JARVIS_PLUGIN_PATH_VARIABLE, "", TRUE);
+}
+
 static void
 test_duplicate_first_dir_wins (LoaderFixture *fixture,
                                gconstpointer  user_data)
@@ -631,6 +657,7 @@ main (int    argc,
   FIXTURE_TEST ("/jarvis/loader/reject/init-failure", test_reject_init_failure);
   FIXTURE_TEST ("/jarvis/loader/reject/not-found", test_reject_not_found);
   FIXTURE_TEST ("/jarvis/loader/search/skips-broken", test_search_skips_broken);
+  FIXTURE_TEST ("/jarvis/loader/search/environment-path", test_search_environment_path);
   FIXTURE_TEST ("/jarvis/loader/duplicate/first-dir-wins", test_duplicate_first_dir_wins);
   FIXTURE_TEST ("/jarvis/loader/duplicate/same-dir", test_duplicate_same_dir);
   FIXTURE_TEST ("/jarvis/loader/duplicate/already-loaded", test_duplicate_already_loaded);

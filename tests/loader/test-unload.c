@@ -255,6 +255,58 @@ test_reload_after_unload (LoaderFixture *fixture,
   g_assert_cmpstr (g_ptr_array_index (fixture->reports, 0), ==, "good_sync:test.ping:again");
 }
 
+static void
+on_second_bus_closed (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  gboolean *closed = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (jarvis_bus_close_finish (JARVIS_BUS (source), result, &error));
+  g_assert_no_error (error);
+  *closed = TRUE;
+}
+
+/* Two buses load the same file, which the dynamic linker maps once. Each
+ * bus holds its own reference to the module, so unloading the plugin from
+ * one bus must leave the code in place for the other. */
+static void
+test_same_file_two_buses (LoaderFixture *fixture,
+                          gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JarvisBus) second_bus = jarvis_bus_new (fixture->context);
+  g_autofree char *path = loader_fixture_copy_plugin (fixture->plugin_dir, "good-sync", NULL);
+  UnloadResult unload = { 0 };
+  gboolean closed = FALSE;
+
+  g_assert_true (jarvis_bus_register_plugin (second_bus, loader_fixture_get_probe_info (), &error));
+  g_assert_no_error (error);
+
+  g_assert_true (jarvis_plugin_loader_load_file (fixture->loader, fixture->bus, path, &error));
+  g_assert_no_error (error);
+  g_assert_true (jarvis_plugin_loader_load_file (fixture->loader, second_bus, path, &error));
+  g_assert_no_error (error);
+
+  jarvis_bus_unload_plugin (fixture->bus, "good_sync", NULL, on_unloaded, &unload);
+  loader_fixture_iterate_until (fixture, is_unloaded, &unload);
+  g_assert_no_error (unload.error);
+  g_assert_true (unload.result);
+
+  jarvis_bus_emit (second_bus, jarvis_event_new ("test.ping", "second"));
+  loader_fixture_emit (fixture, "test.ping", "first");
+  loader_fixture_iterate_until_reports (fixture, 1);
+
+  /* Only the second bus still has the plugin; the first bus's ping
+   * reaches no handler of it. */
+  g_assert_cmpuint (fixture->reports->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (fixture->reports, 0), ==, "good_sync:test.ping:second");
+
+  jarvis_bus_close_async (second_bus, NULL, on_second_bus_closed, &closed);
+  loader_fixture_iterate_until (fixture, is_true, &closed);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -265,6 +317,7 @@ main (int    argc,
   FIXTURE_TEST ("/jarvis/loader/unload/never-returns", test_unload_never_returns);
   FIXTURE_TEST ("/jarvis/loader/unload/bus-close", test_close_unloads_all);
   FIXTURE_TEST ("/jarvis/loader/unload/reload", test_reload_after_unload);
+  FIXTURE_TEST ("/jarvis/loader/unload/same-file-two-buses", test_same_file_two_buses);
 
   return g_test_run ();
 }
