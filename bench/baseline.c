@@ -519,8 +519,8 @@ attach_timeout (BaselineBus *bus,
 }
 
 /* Flushes at once for the first token, when the buffer reached the size
- * bound, or when the interval already passed; otherwise arms the timer for
- * the rest of the interval. */
+ * bound, or when the interval already passed. Otherwise it arms the timer
+ * for the rest of the interval. */
 static void
 schedule_flush (Request *request)
 {
@@ -805,7 +805,7 @@ handle_end (Request       *request,
     request->deadline_source = attach_timeout (bus, bus->end_grace_ms, on_end_grace, request);
 }
 
-/* Opens the request, or holds the start back while the session's active
+/* Opens the request, or keeps the start back while the session's active
  * request is being superseded. */
 static void
 handle_start (BaselineBus   *bus,
@@ -963,6 +963,8 @@ baseline_bus_emit_from_thread (BaselineBus   *bus,
                               deliver_cross_thread, item, cross_thread_item_free);
 }
 
+/* NOTE: a request whose start still waits behind a supersede is not found
+ * here, so it cannot be cancelled before it opens. No workload does that. */
 gboolean
 baseline_bus_cancel_request (BaselineBus *bus,
                              const char  *request_id)

@@ -4,18 +4,20 @@
 
 G_BEGIN_DECLS
 
-/* The hand-written comparison point of the benchmarks: the design of the
- * jarvis-events bus written the plain way with raw GLib and no framework.
+/* The hand-written comparison point of the benchmarks. It is the design of
+ * the jarvis-events bus written the plain way with raw GLib and no
+ * framework.
  * Each async handler call gets its own GTask and GCancellable, requests are
  * a GHashTable of request id to a GPtrArray of in-flight tasks, and each
  * request buffers delta text in a GString flushed by a timeout source.
  *
- * It keeps the same observable rules as the bus: first token flushed at
- * once, later flushes on the interval or the size bound, UTF-8 repair with
- * U+FFFD, end with a grace period, cancel, supersede per session with the
- * new request waiting for the old one's completion, the five-step cleanup
- * order, and one complete event per request after every call returned or
- * was detached. It is single-context: handlers run in the context passed to
+ * It keeps the observable rules of the bus. The first token is flushed at
+ * once and later ones on the interval or the size bound. Invalid UTF-8
+ * becomes U+FFFD. An end waits for a grace period, and cancel and
+ * supersede clean up at once. A superseding request waits for the old
+ * one's completion. Cleanup runs the same five steps in order, and each
+ * request gets one complete event after every call returned or was
+ * detached. It is single-context: handlers run in the context passed to
  * baseline_bus_new(), which must be the thread-default context of the thread
  * that iterates it, because GTask completes in the thread-default context. */
 

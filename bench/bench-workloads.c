@@ -80,8 +80,8 @@ find_side (const char *name)
   return NULL;
 }
 
-/* Runs `jarvis-bench @option --side-name=… ` in a fresh process and
- * returns what it printed, or NULL with a message. */
+/* Runs this program as `jarvis-bench @option=SIDE @extra_option` in a fresh
+ * process and returns what it printed, or NULL with a message. */
 static char *
 run_probe (const char      *option,
            const BenchSide *side,
@@ -521,8 +521,8 @@ measure_request_bytes (const BenchSide *side,
 
 /* Measures both figures for @side_name in this process and prints them as
  * "INVOCATION_BYTES REQUEST_BYTES". The memory workload runs this in a
- * fresh child per side and round: GSlice, which GLib 2.74 still uses for
- * GObjects, keeps freed chunks cached, so a probe after other workloads
+ * fresh child per side and round. GLib 2.74 still allocates GObjects with
+ * GSlice, which keeps freed chunks cached, so a probe after other workloads
  * would reuse memory that malloc already counts as in use. */
 int
 bench_run_memory_probe (const char *side_name,

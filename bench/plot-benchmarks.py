@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 
 def label_of(result):
-    """Name a bar group after its workload and the parameter that tells runs apart."""
+    """Name a bar group after its workload and the parameter that distinguishes its runs."""
     label = result["workload"]
     if "queue_capacity" in result:
         label += "\nqueue {}".format(result["queue_capacity"])
