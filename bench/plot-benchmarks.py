@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Plot events/s per workload, jarvis-events against the baseline.
 
 Reads the JSON Lines that jarvis-bench prints and writes a PNG bar chart.
