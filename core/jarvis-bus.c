@@ -1039,6 +1039,7 @@ unload_deadline_expired (gpointer user_data)
 }
 
 static void finish_close (JarvisBus *bus);
+static gboolean close_deadline_expired (gpointer user_data);
 
 static void
 finish_unload (JarvisPlugin *plugin)
@@ -1491,6 +1492,12 @@ _jarvis_bus_check_close (JarvisBus *bus)
   if (bus->close_stage != CLOSE_DRAINING)
     return;
 
+  /* Calls made for complete events during close get their own deadline. */
+  if (bus->scope.invocations.length > 0 && bus->close_source == NULL)
+    bus->close_source = _jarvis_bus_add_timer (bus, "jarvis close deadline",
+                                               g_get_monotonic_time () + (gint64) bus->drain_timeout_ms * 1000,
+                                               close_deadline_expired, bus);
+
   if (g_hash_table_size (bus->requests) > 0 || bus->scope.invocations.length > 0)
     return;
 
@@ -1564,11 +1571,6 @@ jarvis_bus_close_async (JarvisBus           *bus,
     _jarvis_invocation_cancel (link->data);
   bus->reentry--;
 
-  if (bus->scope.invocations.length > 0)
-    bus->close_source = _jarvis_bus_add_timer (bus, "jarvis close deadline",
-                                               g_get_monotonic_time () + (gint64) bus->drain_timeout_ms * 1000,
-                                               close_deadline_expired, bus);
-
   _jarvis_bus_check_close (bus);
   _jarvis_bus_leave (bus);
 }
@@ -1636,6 +1638,14 @@ detach_all (JarvisBus *bus)
 }
 
 static void
+unlink_all (JarvisBus   *bus,
+            JarvisScope *scope)
+{
+  while (scope->invocations.length > 0)
+    unlink_invocation (bus, scope->invocations.head->data);
+}
+
+static void
 release_unclosed (JarvisBus *bus)
 {
   g_autoptr(GPtrArray) requests = list_requests (bus);
@@ -1647,18 +1657,12 @@ release_unclosed (JarvisBus *bus)
 
   detach_all (bus);
 
-  /* Returns that were queued but not processed must leave their scopes
-   * before the scopes go away. */
-  stop_sources (bus);
+  /* What is still linked returned but was not processed yet; unlink it, and
+   * the completion shutdown frees it. */
   for (guint i = 0; i < requests->len; i++)
-    {
-      JarvisRequest *request = g_ptr_array_index (requests, i);
-
-      while (request->scope.invocations.length > 0)
-        g_queue_unlink (&request->scope.invocations, request->scope.invocations.head);
-    }
-  while (bus->scope.invocations.length > 0)
-    g_queue_unlink (&bus->scope.invocations, bus->scope.invocations.head);
+    unlink_all (bus, &((JarvisRequest *) g_ptr_array_index (requests, i))->scope);
+  unlink_all (bus, &bus->scope);
+  stop_sources (bus);
 
   for (guint i = 0; i < requests->len; i++)
     {
@@ -1673,8 +1677,6 @@ release_unclosed (JarvisBus *bus)
     {
       JarvisPlugin *plugin = g_ptr_array_index (bus->plugins, bus->plugins->len - 1);
 
-      while (plugin->invocations.length > 0)
-        g_queue_unlink (&plugin->invocations, plugin->invocations.head);
       _jarvis_bus_clear_source (&plugin->unload_source);
 
       if (plugin->info->shutdown != NULL)
