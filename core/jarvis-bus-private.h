@@ -95,6 +95,7 @@ struct _JarvisBus
   GHashTable *finished;         /* request id → logged flag, recent completes */
   GQueue finished_order;        /* the keys of finished, oldest first */
   JarvisRequest *last_request;  /* lookup cache, borrowed */
+  gboolean close_drop_logged;   /* an event of an unknown request came during close */
 
   GQueue deferred;              /* JarvisRequest * whose cleanup was requested re-entrantly */
   GSource *deferred_source;     /* owned */

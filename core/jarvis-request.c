@@ -136,6 +136,8 @@ drop_late (JarvisBus     *bus,
            JarvisEvent   *event)
 {
   const char *request_id = jarvis_event_get_request_id (event);
+  gpointer key;
+  gpointer logged;
   gboolean first;
 
   _jarvis_bus_count (bus, request != NULL ? request->counters : NULL,
@@ -146,11 +148,17 @@ drop_late (JarvisBus     *bus,
       first = !request->late_logged;
       request->late_logged = TRUE;
     }
+  else if (g_hash_table_lookup_extended (bus->finished, request_id, &key, &logged))
+    {
+      /* The key is owned by finished_order, so it is kept here. */
+      first = !GPOINTER_TO_INT (logged);
+      g_hash_table_insert (bus->finished, key, GINT_TO_POINTER (TRUE));
+    }
   else
     {
-      first = !GPOINTER_TO_INT (g_hash_table_lookup (bus->finished, request_id));
-      if (first)
-        g_hash_table_replace (bus->finished, g_strdup (request_id), GINT_TO_POINTER (TRUE));
+      /* A request the bus never saw, after close started. */
+      first = !bus->close_drop_logged;
+      bus->close_drop_logged = TRUE;
     }
 
   if (first)
