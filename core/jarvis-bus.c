@@ -1225,7 +1225,10 @@ jarvis_bus_cancel_request (JarvisBus  *bus,
 
   _jarvis_bus_enter (bus);
   if (request->state == REQUEST_PENDING)
-    cancelled = FALSE;
+    {
+      _jarvis_request_drop_waiting (request);
+      cancelled = TRUE;
+    }
   else
     cancelled = _jarvis_request_cleanup (request, JARVIS_OUTCOME_CANCELLED);
   _jarvis_bus_leave (bus);

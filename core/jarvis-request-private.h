@@ -63,6 +63,8 @@ void _jarvis_request_run_deferred (JarvisBus *bus);
 
 void _jarvis_request_invocation_settled (JarvisRequest *request);
 
+void _jarvis_request_drop_waiting (JarvisRequest *request);
+
 void _jarvis_request_drop_pending (JarvisBus *bus);
 
 void _jarvis_request_free (JarvisRequest *request);

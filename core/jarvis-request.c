@@ -819,9 +819,49 @@ emit_complete (JarvisRequest *request)
   _jarvis_bus_check_close (bus);
 }
 
-/* Close: forgets the requests whose start still waits for a session. They
- * never started, so they get no complete; their queued events are counted
- * as dropped. */
+/* Forgets one request whose start still waits for its session, with its
+ * queued events, which count as dropped. It never started, so it gets no
+ * complete. */
+void
+_jarvis_request_drop_waiting (JarvisRequest *request)
+{
+  JarvisBus *bus = request->bus;
+  JarvisSession *session = g_hash_table_lookup (bus->sessions, request->session_id);
+
+  g_assert (request->state == REQUEST_PENDING);
+
+  if (session != NULL)
+    {
+      GList *link = session->waiting.head;
+
+      while (link != NULL)
+        {
+          GList *next = link->next;
+          JarvisEvent *event = link->data;
+
+          if (g_str_equal (jarvis_event_get_request_id (event), request->request_id))
+            {
+              _jarvis_bus_count (bus, NULL, JARVIS_COUNTER_LATE_EVENTS_DROPPED, 1);
+              g_queue_delete_link (&session->waiting, link);
+              jarvis_event_unref (event);
+            }
+          link = next;
+        }
+
+      if (session->waiting.length == 0)
+        g_clear_pointer (&session->superseded_id, g_free);
+      release_session (bus, session);
+    }
+
+  _jarvis_bus_debug (bus, request->request_id, "stream_dropped_before_start request_id=%s",
+                     request->request_id);
+  g_hash_table_steal (bus->requests, request->request_id);
+  remember_finished (bus, request->request_id);
+  _jarvis_request_free (request);
+}
+
+/* Close: forgets every request whose start still waits for a session.
+ * Every event in a session's waiting queue belongs to one of them. */
 void
 _jarvis_request_drop_pending (JarvisBus *bus)
 {
@@ -829,33 +869,11 @@ _jarvis_request_drop_pending (JarvisBus *bus)
   gpointer value;
   g_autoptr(GPtrArray) pending = g_ptr_array_new ();
 
-  g_hash_table_iter_init (&iter, bus->sessions);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      JarvisSession *session = value;
-      JarvisEvent *event;
-
-      while ((event = g_queue_pop_head (&session->waiting)) != NULL)
-        {
-          _jarvis_bus_count (bus, NULL, JARVIS_COUNTER_LATE_EVENTS_DROPPED, 1);
-          jarvis_event_unref (event);
-        }
-      g_clear_pointer (&session->superseded_id, g_free);
-    }
-
   g_hash_table_iter_init (&iter, bus->requests);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     if (((JarvisRequest *) value)->state == REQUEST_PENDING)
       g_ptr_array_add (pending, value);
 
   for (guint i = 0; i < pending->len; i++)
-    {
-      JarvisRequest *request = g_ptr_array_index (pending, i);
-
-      _jarvis_bus_debug (bus, request->request_id, "stream_dropped_before_start request_id=%s",
-                         request->request_id);
-      g_hash_table_steal (bus->requests, request->request_id);
-      remember_finished (bus, request->request_id);
-      _jarvis_request_free (request);
-    }
+    _jarvis_request_drop_waiting (g_ptr_array_index (pending, i));
 }

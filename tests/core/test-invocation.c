@@ -77,7 +77,6 @@ static void
 test_invocation_return_from_threads (CoreFixture   *fixture,
                                      gconstpointer  data)
 {
-  g_autoptr(GPtrArray) threads = g_ptr_array_new ();
   const char * const task_lines[] = { "callback_task_", NULL };
   const char * const expected[] = {
     "callback_task_created request_id=r1 event=agent.stream.start plugin=holder",

@@ -117,6 +117,33 @@ test_sessions_chain (CoreFixture   *fixture,
   g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "prev_stream_finished_cleanly session=default"), ==, 2);
 }
 
+/* Cancelling a request whose start still waits drops it and its queued
+ * events; it never started, so it gets no complete. */
+static void
+test_sessions_cancel_waiting (CoreFixture   *fixture,
+                              gconstpointer  data)
+{
+  core_fixture_register (fixture, "recorder", init_recorder);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_START, "old", NULL, NULL);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_DELTA, "old", NULL, "a");
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_START, "new", NULL, NULL);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_DELTA, "new", NULL, "b");
+
+  g_assert_true (jarvis_bus_cancel_request (fixture->bus, "new"));
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_LATE_EVENTS_DROPPED), ==, 2);
+  g_assert_cmpuint (jarvis_bus_get_n_active_requests (fixture->bus), ==, 1);
+
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (fixture->completes->len, ==, 1);
+  g_assert_cmpstr (jarvis_event_get_outcome (g_ptr_array_index (fixture->completes, 0)), ==, "superseded");
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "prev_stream_finished_cleanly"), ==, 0);
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "stream_start request_id=new"), ==, 0);
+
+  /* Its later events are dropped too. */
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_DELTA, "new", NULL, "c");
+  g_assert_cmpuint (jarvis_bus_get_n_active_requests (fixture->bus), ==, 0);
+}
+
 static gboolean
 signal_count_reached (gpointer user_data)
 {
@@ -163,6 +190,7 @@ main (int   argc,
   ADD_TEST ("/jarvis/sessions/supersede", test_sessions_supersede);
   ADD_TEST ("/jarvis/sessions/chain", test_sessions_chain);
   ADD_TEST ("/jarvis/sessions/started-signal", test_sessions_started_signal);
+  ADD_TEST ("/jarvis/sessions/cancel-waiting", test_sessions_cancel_waiting);
 
   return g_test_run ();
 }
