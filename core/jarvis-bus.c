@@ -248,8 +248,8 @@ jarvis_bus_get_context (JarvisBus *bus)
 /**
  * jarvis_bus_set_config:
  * @bus: a bus
- * @config: (nullable): the configuration; group `[plugin NAME]` holds the
- *   options of plugin NAME
+ * @config: (nullable): the configuration; group `[plugin NAME]` contains
+ *   the options of plugin NAME
  *
  * Sets the configuration that plugins read their options from. Set it
  * before registering plugins, because they read options in `init`.

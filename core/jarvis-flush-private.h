@@ -4,8 +4,8 @@
 
 G_BEGIN_DECLS
 
-/* The coalescing buffer of one choice of one request. @text holds only
- * whole UTF-8 characters, so any flush of it is a valid chunk; an
+/* The coalescing buffer of one choice of one request. @text contains only
+ * whole UTF-8 characters, so any flush of it is a valid chunk. An
  * incomplete sequence at the end of a delta waits in @tail for the next
  * delta. */
 typedef struct

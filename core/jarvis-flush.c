@@ -164,8 +164,8 @@ _jarvis_flush_buffer_finish_tail (JarvisFlushBuffer *buffer,
   return REPLACEMENT_LENGTH;
 }
 
-/* The first text of a buffer is due at once; later text when the interval
- * since the last flush has passed or the size bound is reached. */
+/* The first text of a buffer is due at once. Later text is due when the
+ * interval since the last flush has passed or the size bound is reached. */
 gboolean
 _jarvis_flush_buffer_is_due (JarvisFlushBuffer *buffer,
                              gint64             now_us,

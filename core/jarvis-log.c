@@ -4,7 +4,7 @@
 
 #include "jarvis-log-private.h"
 
-/* Returns whether debug records of our domain reach a writer. The answer
+/* Returns whether debug records of our domain reach a writer. The result
  * comes from the default writer's filter (G_MESSAGES_DEBUG or
  * g_log_set_debug_enabled()); a custom writer installed by a test or host
  * sees the same decision. It reads the environment, so the bus caches it. */

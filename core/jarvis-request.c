@@ -18,7 +18,7 @@ _jarvis_request_lookup (JarvisBus  *bus,
   JarvisRequest *request;
 
   /* Streams arrive in runs of deltas of one request, so the last request
-   * found answers most lookups without hashing the id. */
+   * found serves most lookups without hashing the id. */
   request = bus->last_request;
   if (request != NULL && g_str_equal (request->request_id, request_id))
     return request;
@@ -385,11 +385,6 @@ append_delta (JarvisRequest *request,
   if (_jarvis_flush_buffer_is_due (buffer, now_us, bus->flush_interval_ms, bus->flush_max_bytes))
     {
       flush_buffer (request, buffer, now_us);
-
-      /* The dispatch may have run a cleanup that is not deferred, such as
-       * none today; guard anyway so the timer never outlives cleanup. */
-      if (request->state >= REQUEST_CLEANING)
-        return;
 
       if (request->flush_source != NULL || request->choice_buffers != NULL)
         update_flush_timer (request);
@@ -819,7 +814,7 @@ emit_complete (JarvisRequest *request)
   _jarvis_bus_check_close (bus);
 }
 
-/* Forgets one request whose start still waits for its session, with its
+/* Drops one request whose start still waits for its session, with its
  * queued events, which count as dropped. It never started, so it gets no
  * complete. */
 void
@@ -860,7 +855,7 @@ _jarvis_request_drop_waiting (JarvisRequest *request)
   _jarvis_request_free (request);
 }
 
-/* Close: forgets every request whose start still waits for a session.
+/* Close: drops every request whose start still waits for a session.
  * Every event in a session's waiting queue belongs to one of them. */
 void
 _jarvis_request_drop_pending (JarvisBus *bus)

@@ -266,7 +266,7 @@ test_cleanup_reentrant (CoreFixture   *fixture,
   g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "cleanup_flush_task request_id=r1"), ==, 0);
 
   /* The deferred cleanup of r1 cancels its call, whose cancelled handler
-   * asks for r2's cleanup, deferred again. */
+   * requests r2's cleanup, deferred again. */
   jarvis_test_iterate_ready (fixture->context);
   g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "cleanup_flush_task request_id=r1"), ==, 1);
   g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "cleanup_flush_task request_id=r2"), ==, 1);

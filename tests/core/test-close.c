@@ -1,6 +1,6 @@
-/* Close and unload: every request cancelled and completed once, calls
- * waited for or detached, plugins shut down, no source left; and disposal
- * of a bus that was never closed. */
+/* Close and unload: every request is cancelled and completed once, calls
+ * are waited for or detached, plugins shut down and no source is left.
+ * Also the disposal of a bus that was never closed. */
 #include "core-fixture.h"
 
 #define ADD_TEST(path, func) \

@@ -184,6 +184,7 @@ test_flush_choices (CoreFixture   *fixture,
                     gconstpointer  data)
 {
   static const guint expected_choices[] = { 0, 1, 7 };
+  static const char * const texts[] = { "x", "y", "z" };
   JarvisEvent *event;
 
   jarvis_bus_set_flush_policy (fixture->bus, 60000, 4096);
@@ -191,8 +192,8 @@ test_flush_choices (CoreFixture   *fixture,
   for (guint choice = 0; choice < 3; choice++)
     for (guint i = 0; i < 2; i++)
       {
-        event = jarvis_test_event_new (JARVIS_EVENT_STREAM_DELTA, "r1", NULL, choice == 0 ? "x" : choice == 1 ? "y" : "z");
-        jarvis_event_set_choice (event, choice == 2 ? 7 : choice);
+        event = jarvis_test_event_new (JARVIS_EVENT_STREAM_DELTA, "r1", NULL, texts[choice]);
+        jarvis_event_set_choice (event, expected_choices[choice]);
         jarvis_bus_emit (fixture->bus, event);
       }
 
@@ -207,7 +208,7 @@ test_flush_choices (CoreFixture   *fixture,
       guint choice = jarvis_event_get_choice (g_ptr_array_index (flushes, i));
 
       g_assert_cmpuint (choice, ==, expected_choices[i - 3]);
-      g_assert_cmpstr (flush_text (i), ==, choice == 0 ? "x" : choice == 1 ? "y" : "z");
+      g_assert_cmpstr (flush_text (i), ==, texts[i - 3]);
     }
 }
 

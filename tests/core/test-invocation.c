@@ -13,8 +13,8 @@ init_holder (JarvisPlugin  *plugin,
   return TRUE;
 }
 
-/* A handler that never asked for its cancellable sees the cancellation as
- * a flag, and a cancellable created afterwards starts out cancelled. */
+/* A handler that never requested its cancellable gets the cancellation
+ * as a flag, and a cancellable created afterwards starts out cancelled. */
 static void
 test_invocation_lazy_cancellable (CoreFixture   *fixture,
                                   gconstpointer  data)

@@ -105,7 +105,7 @@ test_threads_order (CoreFixture   *fixture,
 }
 
 /* With capacity 4 and the bus thread not iterating, the producer stops
- * after 4 events; one iteration takes the whole batch and lets it go on. */
+ * after 4 events. One iteration takes the whole batch and lets it go on. */
 static void
 test_threads_bounded_queue (CoreFixture   *fixture,
                             gconstpointer  data)

@@ -65,7 +65,7 @@ capture_writer (GLogLevelFlags   log_level,
   g_ptr_array_add (log_records, record);
   g_mutex_unlock (&log_lock);
 
-  /* Criticals stay fatal, as G_DEBUG=fatal-criticals asks. */
+  /* Criticals stay fatal, as G_DEBUG=fatal-criticals requests. */
   if ((log_level & G_LOG_LEVEL_CRITICAL) != 0)
     return g_log_writer_default (log_level, fields, n_fields, user_data);
 
