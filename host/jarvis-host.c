@@ -75,6 +75,7 @@ typedef struct
 
   GHashTable *requests;                 /* (owned) request id → RequestState */
   guint n_ended;                        /* requests in REQUEST_ENDED */
+  GHashTable *finished;                 /* (owned) ids of completed requests */
 
   gboolean source_done;
   gboolean closing;
@@ -372,10 +373,16 @@ begin_close (Host *host)
   jarvis_bus_close_async (host->bus, NULL, on_closed, host);
 }
 
+/* Closes the bus once the source is done and every request whose stream
+ * ended has completed. A bus with no active request is drained whatever
+ * the host's own bookkeeping says, so a disagreement cannot hang the run. */
 static void
 close_when_drained (Host *host)
 {
-  if (host->source_done && (host->n_ended == 0 || host->interrupted))
+  if (!host->source_done)
+    return;
+
+  if (host->n_ended == 0 || host->interrupted || jarvis_bus_get_n_active_requests (host->bus) == 0)
     begin_close (host);
 }
 
@@ -395,6 +402,7 @@ on_request_completed (JarvisBus   *bus,
     host->n_ended--;
 
   g_hash_table_remove (host->requests, request_id);
+  g_hash_table_add (host->finished, g_strdup (request_id));
   close_when_drained (host);
 }
 
@@ -417,6 +425,14 @@ emit_event (JarvisEvent *event,
   gboolean known;
 
   known = g_hash_table_lookup_extended (host->requests, request_id, NULL, &state);
+
+  /* The bus drops every event of a request id that already completed, so
+   * such an event opens nothing to wait for. */
+  if (g_hash_table_contains (host->finished, request_id))
+    {
+      jarvis_bus_emit (host->bus, event);
+      return;
+    }
 
   if (!known && (jarvis_event_has_type (event, JARVIS_EVENT_STREAM_START) ||
                  jarvis_event_has_type (event, JARVIS_EVENT_STREAM_DELTA)))
@@ -612,6 +628,7 @@ host_clear (Host *host)
   g_clear_object (&host->bus);
   g_clear_object (&host->cancellable);
   g_clear_pointer (&host->requests, g_hash_table_unref);
+  g_clear_pointer (&host->finished, g_hash_table_unref);
   g_clear_pointer (&host->config, g_key_file_unref);
   g_clear_pointer (&host->api_key, free_secret);
   jarvis_host_options_clear (&host->options);
@@ -647,6 +664,7 @@ run (Host *host)
   g_main_context_push_thread_default (host->context);
   host->cancellable = g_cancellable_new ();
   host->requests = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  host->finished = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   create_bus (host);
 
   /* Plugins that did load are shut down through the close, so that their

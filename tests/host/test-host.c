@@ -601,6 +601,36 @@ test_missing_input (Fixture       *fixture,
   g_assert_nonnull (strstr (run->err, prefix));
 }
 
+static void
+test_reused_request_id (Fixture       *fixture,
+                        gconstpointer  user_data)
+{
+  g_autofree char *input = fixture_path (fixture, "reuse.events");
+  const char *contents =
+    "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+    "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"first\"}\n"
+    "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n"
+    "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+    "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"second\"}\n"
+    "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n";
+
+  write_file (input, contents);
+
+  /* Read sizes that let the first request complete before the second
+   * start is read, and one that reads everything at once. Either way the
+   * bus drops the reused id and the host must not wait for it. */
+  for (guint i = 0; i < 2; i++)
+    {
+      const char *read_size = i == 0 ? "--read-size=1" : "--read-size=4096";
+      const char * const args[] = { "--format=events", "--stats=-", read_size, input, NULL };
+      g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+      g_assert_cmpint (run->exit_status, ==, 0);
+      g_assert_true (g_str_has_prefix (run->out, "first"));
+      g_assert_nonnull (strstr (run->err, "\"late_events_dropped\""));
+    }
+}
+
 /* Configuration. */
 
 static void
@@ -968,6 +998,7 @@ main (int    argc,
   ADD ("input/bad-lines", test_bad_lines);
   ADD ("input/line-too-long", test_line_too_long);
   ADD ("input/missing-file", test_missing_input);
+  ADD ("input/reused-request-id", test_reused_request_id);
   ADD ("config/precedence", test_config_precedence);
   ADD ("config/default-location", test_config_default_location);
   ADD ("config/wrong-types", test_config_wrong_types);
