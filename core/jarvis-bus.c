@@ -781,6 +781,29 @@ warn_detached (GHashTable *per_plugin,
                          request_id, (const char *) name, GPOINTER_TO_UINT (count), timeout_ms);
 }
 
+/* Detaches @invocation unless it returned meanwhile. Its plugin's module
+ * stays mapped from now on, because the detached call may still run its
+ * code and the bus cannot tell when it stops. */
+static gboolean
+detach_invocation (JarvisBus        *bus,
+                   JarvisInvocation *invocation)
+{
+  JarvisScope *scope = invocation->scope;
+  JarvisRequest *request = scope->request;
+
+  if (!_jarvis_invocation_detach (invocation))
+    return FALSE;
+
+  invocation->plugin->n_detached++;
+  unlink_invocation (bus, invocation);
+  invocation->scope = NULL;
+  invocation->plugin = NULL;
+  _jarvis_bus_count (bus, request != NULL ? request->counters : NULL,
+                     JARVIS_COUNTER_TASKS_DETACHED, 1);
+
+  return TRUE;
+}
+
 /* Detaches every invocation of @scope that has not returned yet. Returned
  * ones stay, and are processed by the completion source. */
 void
@@ -788,7 +811,6 @@ _jarvis_bus_detach_scope (JarvisBus   *bus,
                           JarvisScope *scope,
                           const char  *request_id)
 {
-  JarvisRequest *request = scope->request;
   g_autoptr(GHashTable) per_plugin = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr(GPtrArray) plugins = g_ptr_array_new ();
   GList *link = scope->invocations.head;
@@ -800,31 +822,19 @@ _jarvis_bus_detach_scope (JarvisBus   *bus,
 
       link = link->next;
 
-      if (!_jarvis_invocation_detach (invocation))
+      if (!detach_invocation (bus, invocation))
         continue;
 
       count_detached (per_plugin, invocation);
-      unlink_invocation (bus, invocation);
-      invocation->scope = NULL;
-      invocation->plugin = NULL;
-      _jarvis_bus_count (bus, request != NULL ? request->counters : NULL,
-                         JARVIS_COUNTER_TASKS_DETACHED, 1);
-
       if (plugin->unloading && !g_ptr_array_find (plugins, plugin, NULL))
         g_ptr_array_add (plugins, plugin);
     }
 
   warn_detached (per_plugin, request_id, bus->drain_timeout_ms);
 
-  /* An unloading plugin whose last call was detached here can finish. Its
-   * code stays mapped because a detached call may still run it. */
+  /* An unloading plugin whose last call was detached here can finish. */
   for (guint i = 0; i < plugins->len; i++)
-    {
-      JarvisPlugin *plugin = g_ptr_array_index (plugins, i);
-
-      plugin->keep_resident = TRUE;
-      plugin_invocation_settled (plugin);
-    }
+    plugin_invocation_settled (g_ptr_array_index (plugins, i));
 }
 
 /* Plugins */
@@ -999,26 +1009,21 @@ unload_deadline_expired (gpointer user_data)
   while (link != NULL)
     {
       JarvisInvocation *invocation = link->data;
-      JarvisScope *scope = invocation->scope;
+      JarvisRequest *request = invocation->scope->request;
 
       link = link->next;
 
-      if (!_jarvis_invocation_detach (invocation))
+      if (!detach_invocation (bus, invocation))
         continue;
 
-      unlink_invocation (bus, invocation);
-      invocation->scope = NULL;
-      invocation->plugin = NULL;
       detached++;
-      _jarvis_bus_count (bus, scope->request != NULL ? ((JarvisRequest *) scope->request)->counters : NULL,
-                         JARVIS_COUNTER_TASKS_DETACHED, 1);
-      if (scope->request != NULL && !g_ptr_array_find (requests, scope->request, NULL))
-        g_ptr_array_add (requests, scope->request);
+      if (request != NULL && !g_ptr_array_find (requests, request, NULL))
+        g_ptr_array_add (requests, request);
     }
 
   if (detached > 0)
     {
-      plugin->keep_resident = TRUE;
+      plugin->resident_warned = TRUE;
       _jarvis_log_warning (NULL, plugin->name,
                            "plugin_unload_detached plugin=%s count=%u: handlers did not return "
                            "within the drain deadline of %u ms; the module stays loaded",
@@ -1061,8 +1066,14 @@ finish_unload (JarvisPlugin *plugin)
   /* Subscriptions made by shutdown are a bug, but must not outlive it. */
   remove_plugin_subscriptions (bus, plugin);
 
-  _jarvis_bus_debug (bus, NULL, "plugin_unloaded plugin=%s resident=%s",
-                     plugin->name, plugin->keep_resident ? "true" : "false");
+  if (plugin->n_detached > 0 && plugin->module != NULL && !plugin->resident_warned)
+    _jarvis_log_warning (NULL, plugin->name,
+                         "plugin_kept_resident plugin=%s detached=%u: its module stays mapped "
+                         "because detached calls may still run its code",
+                         plugin->name, plugin->n_detached);
+
+  _jarvis_bus_debug (bus, NULL, "plugin_unloaded plugin=%s detached=%u",
+                     plugin->name, plugin->n_detached);
 
   g_ptr_array_remove (bus->plugins, plugin);
   _jarvis_plugin_free (plugin);
@@ -1616,7 +1627,7 @@ jarvis_bus_is_closed (JarvisBus *bus)
 }
 
 /* Disposal without close: nothing more is dispatched. Calls in flight are
- * detached, and plugins get their shutdown hook; a plugin with detached
+ * detached, and plugins get their shutdown hook. A plugin with detached
  * calls keeps its module mapped. */
 static void
 detach_all (JarvisBus *bus)
@@ -1630,14 +1641,6 @@ detach_all (JarvisBus *bus)
       _jarvis_bus_detach_scope (bus, &request->scope, request->request_id);
     }
   _jarvis_bus_detach_scope (bus, &bus->scope, "");
-
-  for (guint i = 0; i < bus->plugins->len; i++)
-    {
-      JarvisPlugin *plugin = g_ptr_array_index (bus->plugins, i);
-
-      if (bus->n_invocations > 0 || plugin->keep_resident)
-        plugin->keep_resident = TRUE;
-    }
 }
 
 static void

@@ -20,7 +20,8 @@ struct _JarvisPlugin
   GQueue invocations;           /* in flight, linked by plugin_link */
 
   gboolean unloading;
-  gboolean keep_resident;       /* an unload detached invocations */
+  guint n_detached;             /* invocations ever detached; keeps the module mapped */
+  gboolean resident_warned;     /* the unload deadline already said so */
   GTask *unload_task;           /* owned, nullable */
   GSource *unload_source;       /* owned; the deadline of an unload */
 };

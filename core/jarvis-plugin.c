@@ -33,7 +33,7 @@ _jarvis_plugin_free (JarvisPlugin *plugin)
 
   if (plugin->module != NULL)
     {
-      if (plugin->keep_resident)
+      if (plugin->n_detached > 0)
         g_module_make_resident (plugin->module);
       g_module_close (plugin->module);
     }
