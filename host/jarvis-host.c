@@ -374,8 +374,8 @@ begin_close (Host *host)
 }
 
 /* Closes the bus once the source is done and every request whose stream
- * ended has completed. A bus with no active request is drained whatever
- * the host's own bookkeeping says, so a disagreement cannot hang the run. */
+ * ended has completed. A bus with no active request counts as drained even
+ * when the host's own table disagrees, so a mismatch cannot hang the run. */
 static void
 close_when_drained (Host *host)
 {
@@ -560,6 +560,7 @@ read_api_key (Host    *host,
 {
   g_autofree char *contents = NULL;
   g_autoptr (GError) local_error = NULL;
+  gsize length = 0;
 
   if (host->options.api_key_file == NULL)
     {
@@ -567,15 +568,24 @@ read_api_key (Host    *host,
       return TRUE;
     }
 
-  if (!g_file_get_contents (host->options.api_key_file, &contents, NULL, &local_error))
+  if (!g_file_get_contents (host->options.api_key_file, &contents, &length, &local_error))
     {
       g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_OPTION,
                    "Could not read the API key file: %s", local_error->message);
       return FALSE;
     }
 
+  /* Stripping moves the key inside the buffer, so wipe all of it. */
   host->api_key = g_strdup (g_strstrip (contents));
-  explicit_bzero (contents, strlen (contents));
+  explicit_bzero (contents, length);
+
+  if (*host->api_key == '\0')
+    {
+      g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_OPTION,
+                   "The API key file '%s' is empty; put the key on its first line",
+                   host->options.api_key_file);
+      return FALSE;
+    }
 
   return TRUE;
 }
