@@ -631,6 +631,41 @@ test_reused_request_id (Fixture       *fixture,
     }
 }
 
+static void
+test_request_and_session_ids (Fixture       *fixture,
+                              gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("ollama-chat.ndjson");
+  g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  const char * const default_args[] = { "--plugin=recorder", "--option", path_option, input, NULL };
+  const char * const given_args[] = {
+    "--plugin=recorder", "--option", path_option, "--request-id=my-request", "--session=my-session",
+    input, NULL
+  };
+  g_autoptr (HostRun) default_run = NULL;
+  g_autoptr (HostRun) given_run = NULL;
+  g_autoptr (GPtrArray) default_records = NULL;
+  g_autoptr (GPtrArray) given_records = NULL;
+  JsonObject *first;
+
+  /* Ollama streams carry no id, so the input's base name names the request. */
+  default_run = run_host (fixture, NULL, default_args);
+  g_assert_cmpint (default_run->exit_status, ==, 0);
+  default_records = read_recording (recording);
+  first = g_ptr_array_index (default_records, 0);
+  g_assert_cmpstr (json_object_get_string_member (first, "request_id"), ==, "ollama-chat.ndjson");
+  g_assert_cmpstr (json_object_get_string_member (first, "session_id"), ==, "default");
+
+  given_run = run_host (fixture, NULL, given_args);
+  g_assert_cmpint (given_run->exit_status, ==, 0);
+  given_records = read_recording (recording);
+  first = g_ptr_array_index (given_records, 0);
+  g_assert_cmpstr (json_object_get_string_member (first, "request_id"), ==, "my-request");
+  g_assert_cmpstr (json_object_get_string_member (first, "session_id"), ==, "my-session");
+  g_assert_cmpstr (recorded_outcome (given_records, "my-request"), ==, "completed");
+}
+
 /* Configuration. */
 
 static void
@@ -789,6 +824,28 @@ test_console_choices (Fixture       *fixture,
   g_assert_cmpstr (run->out, ==, "zero 0\n--- r1 choice 1 ---\none 1\n");
 }
 
+static void
+test_console_newline (Fixture       *fixture,
+                      gconstpointer  user_data)
+{
+  g_autofree char *input = fixture_path (fixture, "newline.events");
+  const char * const args[] = { "--format=events", input, NULL };
+  g_autoptr (HostRun) run = NULL;
+
+  /* A request whose text ends with a newline gets no second one, and a
+   * request without text prints nothing. */
+  write_file (input,
+              "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\",\"session_id\":\"a\"}\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"line\\n\"}\n"
+              "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n"
+              "{\"type\":\"agent.stream.start\",\"request_id\":\"r2\",\"session_id\":\"b\"}\n"
+              "{\"type\":\"agent.stream.end\",\"request_id\":\"r2\"}\n");
+  run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, "line\n");
+}
+
 /* Logs. */
 
 static gssize
@@ -833,7 +890,7 @@ test_supersede_log_order (Fixture       *fixture,
 
   g_assert_cmpint (run->exit_status, ==, 0);
 
-  /* Logs never reach stdout, which carries only the answers. */
+  /* Logs never reach stdout, which carries only the console's text. */
   g_assert_cmpstr (run->out, ==, FIRST_ANSWER_TEXT "\n" SECOND_ANSWER_TEXT "\n");
 
   lines = g_strsplit (run->err, "\n", -1);
@@ -999,12 +1056,14 @@ main (int    argc,
   ADD ("input/line-too-long", test_line_too_long);
   ADD ("input/missing-file", test_missing_input);
   ADD ("input/reused-request-id", test_reused_request_id);
+  ADD ("input/request-and-session-ids", test_request_and_session_ids);
   ADD ("config/precedence", test_config_precedence);
   ADD ("config/default-location", test_config_default_location);
   ADD ("config/wrong-types", test_config_wrong_types);
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
   ADD ("console/marks", test_console_marks);
   ADD ("console/choices", test_console_choices);
+  ADD ("console/newline", test_console_newline);
   ADD ("log/supersede-order", test_supersede_log_order);
   ADD ("log/quiet-without-verbose", test_quiet_without_verbose);
   ADD ("signal/sigterm-mid-stream", test_sigterm_mid_stream);
