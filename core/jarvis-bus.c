@@ -1752,6 +1752,8 @@ jarvis_bus_class_init (JarvisBusClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  _jarvis_request_init_types ();
+
   object_class->dispose = jarvis_bus_dispose;
   object_class->finalize = jarvis_bus_finalize;
 

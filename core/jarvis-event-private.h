@@ -19,4 +19,12 @@ JarvisEvent *_jarvis_event_new_flush (const char *request_id,
                                       gsize       length,
                                       guint       token_count);
 
+typedef GVariant * (*JarvisPayloadBuilder) (gpointer data);
+
+void _jarvis_event_set_payload_builder (JarvisEvent          *event,
+                                        const char           *outcome,
+                                        JarvisPayloadBuilder  builder,
+                                        gpointer              data,
+                                        GDestroyNotify        data_free);
+
 G_END_DECLS

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <string.h>
+
 #include "jarvis-event-private.h"
 
 struct _JarvisEvent
@@ -13,12 +15,63 @@ struct _JarvisEvent
   char *trace_id;               /* owned, nullable */
   char *text;                   /* owned, nullable, NUL-terminated */
   gsize text_length;
-  GVariant *payload;            /* owned, a{sv}, nullable */
+  GVariant *payload;            /* owned, a{sv}, nullable; atomic once sealed */
   guint token_count;
   guint choice;
+
+  /* A payload built on its first read, which most complete events never
+   * get. See _jarvis_event_set_payload_builder(). */
+  JarvisPayloadBuilder payload_builder;
+  gpointer builder_data;        /* owned through builder_data_free */
+  GDestroyNotify builder_data_free;
+  const char *outcome;          /* static string, nullable */
 };
 
 G_DEFINE_BOXED_TYPE (JarvisEvent, jarvis_event, jarvis_event_ref, jarvis_event_unref)
+
+#define STREAM_PREFIX "agent.stream."
+
+/* The suffixes of the stream event types, interned once. Events are
+ * created at token rate, and g_intern_string() takes a global lock. */
+static const char * const stream_suffixes[] = {
+  "delta", "flush", "start", "end", "complete", "cancel", "error", "reasoning", "tool_call", "usage",
+};
+static const char *stream_types[G_N_ELEMENTS (stream_suffixes)];
+
+static void
+init_stream_types (void)
+{
+  static gsize initialised = 0;
+
+  if (!g_once_init_enter (&initialised))
+    return;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (stream_suffixes); i++)
+    {
+      g_autofree char *type = g_strconcat (STREAM_PREFIX, stream_suffixes[i], NULL);
+
+      stream_types[i] = g_intern_string (type);
+    }
+
+  g_once_init_leave (&initialised, 1);
+}
+
+static const char *
+intern_event_type (const char *event_type)
+{
+  init_stream_types ();
+
+  if (strncmp (event_type, STREAM_PREFIX, strlen (STREAM_PREFIX)) == 0)
+    {
+      const char *suffix = event_type + strlen (STREAM_PREFIX);
+
+      for (gsize i = 0; i < G_N_ELEMENTS (stream_suffixes); i++)
+        if (strcmp (suffix, stream_suffixes[i]) == 0)
+          return stream_types[i];
+    }
+
+  return g_intern_string (event_type);
+}
 
 /**
  * jarvis_event_new:
@@ -43,7 +96,7 @@ jarvis_event_new (const char *event_type,
 
   event = g_new0 (JarvisEvent, 1);
   g_atomic_ref_count_init (&event->ref_count);
-  event->event_type = g_intern_string (event_type);
+  event->event_type = intern_event_type (event_type);
   event->request_id = g_strdup (request_id);
 
   return event;
@@ -92,6 +145,8 @@ jarvis_event_unref (JarvisEvent *event)
   g_free (event->trace_id);
   g_free (event->text);
   g_clear_pointer (&event->payload, g_variant_unref);
+  if (event->builder_data_free != NULL)
+    event->builder_data_free (event->builder_data);
   g_free (event);
 }
 
@@ -356,9 +411,20 @@ jarvis_event_get_text (JarvisEvent *event,
 GVariant *
 jarvis_event_get_payload (JarvisEvent *event)
 {
+  GVariant *payload;
+
   g_return_val_if_fail (event != NULL, NULL);
 
-  return event->payload;
+  payload = g_atomic_pointer_get (&event->payload);
+  if (payload != NULL || event->payload_builder == NULL)
+    return payload;
+
+  /* Readers in several threads may race to build it; one result wins. */
+  payload = g_variant_ref_sink (event->payload_builder (event->builder_data));
+  if (!g_atomic_pointer_compare_and_exchange (&event->payload, NULL, payload))
+    g_variant_unref (payload);
+
+  return g_atomic_pointer_get (&event->payload);
 }
 
 /**
@@ -408,12 +474,18 @@ jarvis_event_get_outcome (JarvisEvent *event)
 {
   const char *outcome = NULL;
 
+  GVariant *payload;
+
   g_return_val_if_fail (event != NULL, NULL);
 
-  if (event->payload == NULL)
+  if (event->outcome != NULL)
+    return event->outcome;
+
+  payload = jarvis_event_get_payload (event);
+  if (payload == NULL)
     return NULL;
 
-  if (!g_variant_lookup (event->payload, "outcome", "&s", &outcome))
+  if (!g_variant_lookup (payload, "outcome", "&s", &outcome))
     return NULL;
 
   return outcome;
@@ -451,4 +523,24 @@ _jarvis_event_new_flush (const char *request_id,
   _jarvis_event_seal (event);
 
   return event;
+}
+
+/* Gives an unsealed event a payload that @builder makes from @data on the
+ * first jarvis_event_get_payload(), and an outcome that
+ * jarvis_event_get_outcome() returns without building it. @outcome is a
+ * static string. The event owns @data. */
+void
+_jarvis_event_set_payload_builder (JarvisEvent          *event,
+                                   const char           *outcome,
+                                   JarvisPayloadBuilder  builder,
+                                   gpointer              data,
+                                   GDestroyNotify        data_free)
+{
+  g_assert (!_jarvis_event_is_sealed (event));
+  g_assert (event->payload == NULL && event->payload_builder == NULL);
+
+  event->outcome = outcome;
+  event->payload_builder = builder;
+  event->builder_data = data;
+  event->builder_data_free = data_free;
 }

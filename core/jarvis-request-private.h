@@ -50,6 +50,9 @@ struct _JarvisSession
   char *superseded_id;          /* owned, nullable; the request the waiting start replaced */
 };
 
+/* Called once, from the bus's class initialisation. */
+void _jarvis_request_init_types (void);
+
 void _jarvis_request_process_event (JarvisBus   *bus,
                                     JarvisEvent *event);
 

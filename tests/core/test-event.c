@@ -102,6 +102,53 @@ test_event_flush_constructor (void)
   g_assert_cmpstr (jarvis_event_get_trace_id (flush), ==, "t1");
 }
 
+static gint n_built;
+
+static GVariant *
+build_payload (gpointer data)
+{
+  GVariantDict dict;
+
+  g_atomic_int_inc (&n_built);
+  g_variant_dict_init (&dict, NULL);
+  g_variant_dict_insert (&dict, "outcome", "s", (const char *) data);
+
+  return g_variant_dict_end (&dict);
+}
+
+static gpointer
+read_payload (gpointer data)
+{
+  return jarvis_event_get_payload (data);
+}
+
+/* A built-on-read payload: the outcome comes without building it, and
+ * readers in several threads all get the one payload that won. */
+static void
+test_event_payload_builder (void)
+{
+  g_autoptr(JarvisEvent) event = jarvis_event_new (JARVIS_EVENT_STREAM_COMPLETE, "r1");
+  GThread *threads[4];
+  GVariant *payload;
+
+  n_built = 0;
+  _jarvis_event_set_payload_builder (event, "completed", build_payload, g_strdup ("completed"), g_free);
+  _jarvis_event_seal (event);
+
+  g_assert_cmpstr (jarvis_event_get_outcome (event), ==, "completed");
+  g_assert_cmpint (g_atomic_int_get (&n_built), ==, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    threads[i] = g_thread_new ("reader", read_payload, event);
+  payload = jarvis_event_get_payload (event);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    g_assert_true (g_thread_join (threads[i]) == payload);
+
+  g_assert_cmpint (g_atomic_int_get (&n_built), >=, 1);
+  g_assert_true (jarvis_event_get_payload (event) == payload);
+  g_assert_true (g_variant_is_of_type (payload, G_VARIANT_TYPE_VARDICT));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -114,6 +161,7 @@ main (int   argc,
   g_test_add_func ("/jarvis/event/ref-from-threads", test_event_ref_from_threads);
   g_test_add_func ("/jarvis/event/sealed-setter", test_event_sealed_setter);
   g_test_add_func ("/jarvis/event/flush-constructor", test_event_flush_constructor);
+  g_test_add_func ("/jarvis/event/payload-builder", test_event_payload_builder);
 
   return g_test_run ();
 }
