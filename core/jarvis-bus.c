@@ -1752,6 +1752,7 @@ jarvis_bus_class_init (JarvisBusClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  _jarvis_event_init_types ();
   _jarvis_request_init_types ();
 
   object_class->dispose = jarvis_bus_dispose;

@@ -19,6 +19,8 @@ JarvisEvent *_jarvis_event_new_flush (const char *request_id,
                                       gsize       length,
                                       guint       token_count);
 
+void _jarvis_event_init_types (void);
+
 typedef GVariant * (*JarvisPayloadBuilder) (gpointer data);
 
 void _jarvis_event_set_payload_builder (JarvisEvent          *event,

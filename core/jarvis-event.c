@@ -38,8 +38,10 @@ static const char * const stream_suffixes[] = {
 };
 static const char *stream_types[G_N_ELEMENTS (stream_suffixes)];
 
-static void
-init_stream_types (void)
+/* Runs once. The bus also calls it from its class initialisation, so that
+ * in practice it finishes before any producer thread exists. */
+void
+_jarvis_event_init_types (void)
 {
   static gsize initialised = 0;
 
@@ -59,7 +61,7 @@ init_stream_types (void)
 static const char *
 intern_event_type (const char *event_type)
 {
-  init_stream_types ();
+  _jarvis_event_init_types ();
 
   if (strncmp (event_type, STREAM_PREFIX, strlen (STREAM_PREFIX)) == 0)
     {

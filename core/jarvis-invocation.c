@@ -3,6 +3,7 @@
 #include "jarvis-invocation-private.h"
 #include "jarvis-log-private.h"
 #include "jarvis-queue-private.h"
+#include "jarvis-tsan-private.h"
 
 /* The state shared by a bus and its invocations. It is reference counted
  * separately from the bus because a detached invocation may return after
@@ -72,9 +73,11 @@ completion_take_returned (JarvisCompletion *completion)
   JarvisInvocation *head;
 
   g_mutex_lock (&completion->lock);
+  _jarvis_tsan_acquire (&completion->lock);
   head = completion->head;
   completion->head = NULL;
   completion->tail = NULL;
+  _jarvis_tsan_release (&completion->lock);
   g_mutex_unlock (&completion->lock);
 
   return head;
@@ -129,7 +132,9 @@ _jarvis_completion_shutdown (JarvisCompletion *completion)
   GSource *source;
 
   g_mutex_lock (&completion->lock);
+  _jarvis_tsan_acquire (&completion->lock);
   source = g_steal_pointer (&completion->source);
+  _jarvis_tsan_release (&completion->lock);
   g_mutex_unlock (&completion->lock);
 
   if (source != NULL)
@@ -197,9 +202,11 @@ _jarvis_invocation_cancel (JarvisInvocation *invocation)
   GCancellable *cancellable = NULL;
 
   g_mutex_lock (&completion->lock);
+  _jarvis_tsan_acquire (&completion->lock);
   if (!(g_atomic_int_or (&invocation->flags, INVOCATION_CANCELLED) & INVOCATION_CANCELLED) &&
       invocation->cancellable != NULL)
     cancellable = g_object_ref (invocation->cancellable);
+  _jarvis_tsan_release (&completion->lock);
   g_mutex_unlock (&completion->lock);
 
   if (cancellable != NULL)
@@ -220,6 +227,7 @@ _jarvis_invocation_detach (JarvisInvocation *invocation)
   gboolean detached = FALSE;
 
   g_mutex_lock (&completion->lock);
+  _jarvis_tsan_acquire (&completion->lock);
   if (!(g_atomic_int_get (&invocation->flags) & INVOCATION_RETURNED))
     {
       invocation->plugin_name = g_ref_string_acquire (invocation->plugin_name);
@@ -227,6 +235,7 @@ _jarvis_invocation_detach (JarvisInvocation *invocation)
       g_atomic_int_or (&invocation->flags, INVOCATION_DETACHED);
       detached = TRUE;
     }
+  _jarvis_tsan_release (&completion->lock);
   g_mutex_unlock (&completion->lock);
 
   return detached;
@@ -239,10 +248,12 @@ complete_return (JarvisInvocation *invocation)
   gboolean was_empty;
 
   g_mutex_lock (&completion->lock);
+  _jarvis_tsan_acquire (&completion->lock);
 
   if (completion->source == NULL)
     {
       /* The bus is gone; only detached invocations can get here. */
+      _jarvis_tsan_release (&completion->lock);
       g_mutex_unlock (&completion->lock);
       _jarvis_invocation_free (invocation);
       _jarvis_completion_unref (completion);
@@ -259,6 +270,7 @@ complete_return (JarvisInvocation *invocation)
   if (was_empty)
     _jarvis_wake_source_wake (completion->source);
 
+  _jarvis_tsan_release (&completion->lock);
   g_mutex_unlock (&completion->lock);
 }
 
@@ -302,6 +314,7 @@ jarvis_invocation_get_cancellable (JarvisInvocation *invocation)
   completion = invocation->completion;
 
   g_mutex_lock (&completion->lock);
+  _jarvis_tsan_acquire (&completion->lock);
   if (invocation->cancellable == NULL)
     {
       invocation->cancellable = g_cancellable_new ();
@@ -312,6 +325,7 @@ jarvis_invocation_get_cancellable (JarvisInvocation *invocation)
         g_cancellable_cancel (invocation->cancellable);
     }
   cancellable = invocation->cancellable;
+  _jarvis_tsan_release (&completion->lock);
   g_mutex_unlock (&completion->lock);
 
   return cancellable;

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "jarvis-queue-private.h"
+#include "jarvis-tsan-private.h"
 
 static gboolean
 wake_source_dispatch (GSource     *source,
@@ -61,9 +62,11 @@ queue_dispatch (gpointer user_data)
   GQueue batch = G_QUEUE_INIT;
 
   g_mutex_lock (&queue->lock);
+  _jarvis_tsan_acquire (&queue->lock);
   batch = queue->items;
   g_queue_init (&queue->items);
   g_cond_broadcast (&queue->not_full);
+  _jarvis_tsan_release (&queue->lock);
   g_mutex_unlock (&queue->lock);
 
   if (batch.length > 0)
@@ -103,8 +106,10 @@ _jarvis_queue_set_capacity (JarvisQueue *queue,
   g_assert (capacity > 0);
 
   g_mutex_lock (&queue->lock);
+  _jarvis_tsan_acquire (&queue->lock);
   queue->capacity = capacity;
   g_cond_broadcast (&queue->not_full);
+  _jarvis_tsan_release (&queue->lock);
   g_mutex_unlock (&queue->lock);
 }
 
@@ -118,12 +123,18 @@ _jarvis_queue_push (JarvisQueue *queue,
   gboolean was_empty;
 
   g_mutex_lock (&queue->lock);
+  _jarvis_tsan_acquire (&queue->lock);
 
   while (!queue->closed && queue->items.length >= queue->capacity)
-    g_cond_wait (&queue->not_full, &queue->lock);
+    {
+      _jarvis_tsan_release (&queue->lock);
+      g_cond_wait (&queue->not_full, &queue->lock);
+      _jarvis_tsan_acquire (&queue->lock);
+    }
 
   if (queue->closed)
     {
+      _jarvis_tsan_release (&queue->lock);
       g_mutex_unlock (&queue->lock);
       jarvis_event_unref (event);
       return FALSE;
@@ -136,6 +147,7 @@ _jarvis_queue_push (JarvisQueue *queue,
   if (was_empty)
     _jarvis_wake_source_wake (queue->source);
 
+  _jarvis_tsan_release (&queue->lock);
   g_mutex_unlock (&queue->lock);
 
   return TRUE;
@@ -147,7 +159,9 @@ _jarvis_queue_get_length (JarvisQueue *queue)
   guint length;
 
   g_mutex_lock (&queue->lock);
+  _jarvis_tsan_acquire (&queue->lock);
   length = queue->items.length;
+  _jarvis_tsan_release (&queue->lock);
   g_mutex_unlock (&queue->lock);
 
   return length;
@@ -161,10 +175,12 @@ _jarvis_queue_close (JarvisQueue *queue)
   guint dropped;
 
   g_mutex_lock (&queue->lock);
+  _jarvis_tsan_acquire (&queue->lock);
   queue->closed = TRUE;
   dropped = queue->items.length;
   g_queue_clear_full (&queue->items, (GDestroyNotify) jarvis_event_unref);
   g_cond_broadcast (&queue->not_full);
+  _jarvis_tsan_release (&queue->lock);
   g_mutex_unlock (&queue->lock);
 
   if (queue->source != NULL)
