@@ -93,7 +93,7 @@ is_identifier (const char *start,
 }
 
 /* GKeyFile keys may not contain '=', '[', ']' or line breaks, and lose
- * surrounding spaces when the file is parsed; such a key could never be
+ * surrounding spaces when the file is parsed, so such a key could never be
  * read back the same way. */
 static gboolean
 is_valid_key (const char *start,
@@ -222,11 +222,11 @@ merge_key (JarvisHostOptions  *options,
   if (local_error != NULL)
     {
       g_autofree char *raw = g_key_file_get_value (config, HOST_GROUP, key, NULL);
-      g_autofree char *shown = g_utf8_make_valid (raw != NULL ? raw : "", -1);
+      g_autofree char *printable = g_utf8_make_valid (raw != NULL ? raw : "", -1);
 
       g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_CONFIG,
                    "Invalid value '%s' for '%s' in the [host] group of %s: %s",
-                   shown, key, config_name, local_error->message);
+                   printable, key, config_name, local_error->message);
       return FALSE;
     }
 
@@ -272,12 +272,12 @@ jarvis_host_options_merge_config (JarvisHostOptions  *options,
 
       if (!known)
         {
-          g_autofree char *shown = g_utf8_make_valid (keys[i], -1);
+          g_autofree char *printable = g_utf8_make_valid (keys[i], -1);
 
           g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_CONFIG,
                        "Unknown key '%s' in the [host] group of %s; the group takes "
                        "the long option names of jarvis-host, see --help",
-                       shown, config_name);
+                       printable, config_name);
           return FALSE;
         }
     }
