@@ -84,6 +84,30 @@ test_close_waits (CoreFixture   *fixture,
   g_assert_cmpuint (jarvis_bus_get_n_active_requests (fixture->bus), ==, 0);
 }
 
+/* A start that waits for its session when close begins never starts: it
+ * gets no complete, and its queued events count as dropped. */
+static void
+test_close_waiting_start (CoreFixture   *fixture,
+                          gconstpointer  data)
+{
+  core_fixture_register (fixture, "holder", init_holder);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_START, "old", NULL, NULL);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_START, "new", NULL, NULL);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_DELTA, "new", NULL, "x");
+  g_assert_cmpuint (jarvis_bus_get_n_active_requests (fixture->bus), ==, 2);
+
+  jarvis_bus_close_async (fixture->bus, NULL, NULL, NULL);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_LATE_EVENTS_DROPPED), ==, 2);
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "stream_dropped_before_start request_id=new"), ==, 1);
+
+  core_fixture_return_held (fixture);
+  core_fixture_return_held (fixture);
+  g_assert_true (jarvis_bus_is_closed (fixture->bus));
+  g_assert_cmpuint (fixture->completes->len, ==, 1);
+  g_assert_cmpstr (jarvis_event_get_request_id (g_ptr_array_index (fixture->completes, 0)), ==, "old");
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "stream_start request_id=new"), ==, 0);
+}
+
 static gboolean
 close_count_reached (gpointer user_data)
 {
@@ -265,6 +289,7 @@ main (int   argc,
 
   ADD_TEST ("/jarvis/close/waits", test_close_waits);
   ADD_TEST ("/jarvis/close/detaches", test_close_detaches);
+  ADD_TEST ("/jarvis/close/waiting-start", test_close_waiting_start);
   ADD_TEST ("/jarvis/close/unload-plugin", test_close_unload_plugin);
   ADD_TEST ("/jarvis/close/unload-deadline", test_close_unload_deadline);
   ADD_TEST ("/jarvis/close/unload-unknown", test_close_unload_unknown);
