@@ -956,9 +956,10 @@ on_output (GObject      *source,
 }
 
 static void
-test_sigterm_mid_stream (Fixture       *fixture,
-                         gconstpointer  user_data)
+test_signal_mid_stream (Fixture       *fixture,
+                        gconstpointer  user_data)
 {
+  int signal_number = GPOINTER_TO_INT (user_data);
   g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
   g_autofree char *stats_path = fixture_path (fixture, "stats.json");
   g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
@@ -1002,7 +1003,7 @@ test_sigterm_mid_stream (Fixture       *fixture,
   g_assert_false (state.timed_out);
   g_assert_cmpstr (state.out->str, ==, "Hello");
 
-  g_subprocess_send_signal (process, SIGTERM);
+  g_subprocess_send_signal (process, signal_number);
   g_subprocess_wait (process, NULL, &error);
   g_assert_no_error (error);
   g_source_destroy (watchdog);
@@ -1023,6 +1024,119 @@ test_sigterm_mid_stream (Fixture       *fixture,
   stats = read_stats (stats_path);
   assert_stats_invariants (stats);
   g_assert_cmpint (json_object_get_int_member (stats, "requests_cancelled"), ==, 1);
+}
+
+typedef struct
+{
+  GDataInputStream *lines;
+  GString *seen;
+  gboolean found;
+  gboolean ended;
+  guint reads_done;
+  const char *wanted;
+} StderrWatch;
+
+static void
+on_stderr_line (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  StderrWatch *watch = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *line = NULL;
+
+  line = g_data_input_stream_read_line_finish_utf8 (watch->lines, result, NULL, &error);
+  g_assert_no_error (error);
+  watch->reads_done++;
+
+  if (line == NULL)
+    {
+      watch->ended = TRUE;
+      return;
+    }
+
+  g_string_append_printf (watch->seen, "%s\n", line);
+  if (strstr (line, watch->wanted) != NULL)
+    watch->found = TRUE;
+}
+
+/* Reads stderr lines until one contains @wanted, failing on end of stream
+ * or after the watchdog's 20 seconds. */
+static void
+wait_for_stderr (StderrWatch *watch,
+                 const char  *wanted)
+{
+  SignalState timer = { NULL, FALSE, FALSE };
+  GSource *watchdog = g_timeout_source_new_seconds (20);
+
+  g_source_set_callback (watchdog, on_watchdog, &timer, NULL);
+  g_source_attach (watchdog, NULL);
+
+  watch->wanted = wanted;
+  watch->found = FALSE;
+
+  while (!watch->found && !watch->ended && !timer.timed_out)
+    {
+      guint reads_before = watch->reads_done;
+
+      g_data_input_stream_read_line_async (watch->lines, G_PRIORITY_DEFAULT, NULL,
+                                           on_stderr_line, watch);
+      while (watch->reads_done == reads_before && !timer.timed_out)
+        g_main_context_iteration (NULL, TRUE);
+    }
+
+  g_source_destroy (watchdog);
+  g_source_unref (watchdog);
+
+  if (!watch->found)
+    g_test_message ("stderr so far:\n%s", watch->seen->str);
+
+  g_assert_false (timer.timed_out);
+  g_assert_true (watch->found);
+}
+
+static void
+test_second_signal_exits_at_once (Fixture       *fixture,
+                                  gconstpointer  user_data)
+{
+  g_autofree char *fixture_plugins = g_test_build_filename (G_TEST_BUILT, "plugins", NULL);
+  const char * const args[] = {
+    "-v", "--format=events", "--plugin-dir", fixture_plugins, "--plugin=never_returns", NULL
+  };
+  const char *events =
+    "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+    "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"Hello\"}\n";
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GPtrArray) argv = host_argv (args);
+  g_autoptr (GError) error = NULL;
+  StderrWatch watch = { NULL, g_string_new (NULL), FALSE, FALSE, 0, NULL };
+
+  launcher = new_launcher (fixture, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                    G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  watch.lines = g_data_input_stream_new (g_subprocess_get_stderr_pipe (process));
+
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (process), events, strlen (events),
+                             NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  /* The plugin holds the delta's call and never returns it, so after the
+   * first signal the close waits for the drain deadline. */
+  wait_for_stderr (&watch, "callback_task_created request_id=r1 event=agent.stream.delta");
+  g_subprocess_send_signal (process, SIGTERM);
+  wait_for_stderr (&watch, "bus_closing");
+  g_subprocess_send_signal (process, SIGTERM);
+
+  g_subprocess_wait (process, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 128 + SIGTERM);
+  g_assert_null (strstr (watch.seen->str, "bus_closed"));
+
+  g_object_unref (watch.lines);
+  g_string_free (watch.seen, TRUE);
 }
 
 int
@@ -1066,7 +1180,11 @@ main (int    argc,
   ADD ("console/newline", test_console_newline);
   ADD ("log/supersede-order", test_supersede_log_order);
   ADD ("log/quiet-without-verbose", test_quiet_without_verbose);
-  ADD ("signal/sigterm-mid-stream", test_sigterm_mid_stream);
+  g_test_add ("/jarvis/host/signal/sigterm-mid-stream", Fixture, GINT_TO_POINTER (SIGTERM),
+              fixture_set_up, test_signal_mid_stream, fixture_tear_down);
+  g_test_add ("/jarvis/host/signal/sigint-mid-stream", Fixture, GINT_TO_POINTER (SIGINT),
+              fixture_set_up, test_signal_mid_stream, fixture_tear_down);
+  ADD ("signal/second-signal-exits-at-once", test_second_signal_exits_at_once);
 
 #undef ADD
 
