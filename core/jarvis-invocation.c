@@ -191,8 +191,8 @@ _jarvis_invocation_free (JarvisInvocation *invocation)
   g_free (invocation);
 }
 
-/* Cancels the invocation's cancellable, or, when the handler has not asked
- * for one yet, records the cancellation so that the cancellable starts out
+/* Cancels the invocation's cancellable, or, when the handler has not
+ * requested one yet, records the cancellation so that the cancellable starts out
  * cancelled. The cancel runs outside the lock because `cancelled` handlers
  * may return the invocation. */
 void

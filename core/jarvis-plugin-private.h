@@ -21,7 +21,7 @@ struct _JarvisPlugin
 
   gboolean unloading;
   guint n_detached;             /* invocations ever detached; keeps the module mapped */
-  gboolean resident_warned;     /* the unload deadline already said so */
+  gboolean resident_warned;     /* the unload deadline already warned about it */
   GTask *unload_task;           /* owned, nullable */
   GSource *unload_source;       /* owned; the deadline of an unload */
 };
