@@ -350,6 +350,18 @@ test_list_plugins (Fixture       *fixture,
 }
 
 static void
+test_untrusted_warning (Fixture       *fixture,
+                        gconstpointer  user_data)
+{
+  const char * const args[] = { "--list-plugins", "--allow-untrusted-plugins", NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_nonnull (strstr (run->out, "console 0.1.0\t"));
+  g_assert_nonnull (strstr (run->err, "warning: loading plugins without the owner and mode checks"));
+}
+
+static void
 test_usage_errors (Fixture       *fixture,
                    gconstpointer  user_data)
 {
@@ -1159,6 +1171,7 @@ main (int    argc,
 
   ADD ("command-line/version", test_version);
   ADD ("command-line/list-plugins", test_list_plugins);
+  ADD ("command-line/untrusted-warning", test_untrusted_warning);
   ADD ("command-line/usage-errors", test_usage_errors);
   ADD ("format/openai", test_format_openai);
   ADD ("format/anthropic", test_format_anthropic);
