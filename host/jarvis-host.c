@@ -395,13 +395,14 @@ on_request_completed (JarvisBus   *bus,
   const char *request_id = jarvis_event_get_request_id (complete);
   gpointer state;
 
-  if (!g_hash_table_lookup_extended (host->requests, request_id, NULL, &state))
-    return;
+  if (g_hash_table_lookup_extended (host->requests, request_id, NULL, &state))
+    {
+      if (GPOINTER_TO_INT (state) == REQUEST_ENDED)
+        host->n_ended--;
 
-  if (GPOINTER_TO_INT (state) == REQUEST_ENDED)
-    host->n_ended--;
+      g_hash_table_remove (host->requests, request_id);
+    }
 
-  g_hash_table_remove (host->requests, request_id);
   g_hash_table_add (host->finished, g_strdup (request_id));
   close_when_drained (host);
 }
