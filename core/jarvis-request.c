@@ -361,13 +361,22 @@ flush_timer_fired (gpointer user_data)
 
   _jarvis_bus_enter (bus);
 
-  buffers = list_buffers (request);
-  for (guint i = 0; i < buffers->len; i++)
+  if (request->choice_buffers == NULL)
     {
-      JarvisFlushBuffer *buffer = g_ptr_array_index (buffers, i);
+      /* The common single-choice stream needs no list. */
+      if (_jarvis_flush_buffer_is_due (request->buffer, now_us, bus->flush_interval_ms, bus->flush_max_bytes))
+        flush_buffer (request, request->buffer, now_us);
+    }
+  else
+    {
+      buffers = list_buffers (request);
+      for (guint i = 0; i < buffers->len; i++)
+        {
+          JarvisFlushBuffer *buffer = g_ptr_array_index (buffers, i);
 
-      if (_jarvis_flush_buffer_is_due (buffer, now_us, bus->flush_interval_ms, bus->flush_max_bytes))
-        flush_buffer (request, buffer, now_us);
+          if (_jarvis_flush_buffer_is_due (buffer, now_us, bus->flush_interval_ms, bus->flush_max_bytes))
+            flush_buffer (request, buffer, now_us);
+        }
     }
   update_flush_timer (request);
 
