@@ -800,6 +800,21 @@ test_plugin_option_errors (Fixture       *fixture,
   g_assert_nonnull (strstr (recorder_run->err, "'path'"));
 }
 
+static void
+test_recorder_unwritable_path (Fixture       *fixture,
+                               gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  g_autofree char *recording = fixture_path (fixture, "missing-directory/recording.jsonl");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  const char * const args[] = { "--plugin=recorder", "--option", path_option, input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 1);
+  g_assert_nonnull (strstr (run->err, recording));
+  g_assert_false (g_file_test (recording, G_FILE_TEST_EXISTS));
+}
+
 /* Console rendering. */
 
 static void
@@ -813,6 +828,25 @@ test_console_marks (Fixture       *fixture,
   g_assert_cmpint (run->exit_status, ==, 0);
   g_assert_nonnull (strstr (run->out, FIRST_ANSWER_TEXT "\n\033[7m[answer-1 superseded]\033[0m\n"));
   g_assert_null (strstr (run->out, "[answer-2"));
+}
+
+static void
+test_console_failed_mark (Fixture       *fixture,
+                          gconstpointer  user_data)
+{
+  g_autofree char *input = fixture_path (fixture, "failed.events");
+  const char * const args[] = { "--format=events", "--option=console.marks=true", input, NULL };
+  g_autoptr (HostRun) run = NULL;
+
+  write_file (input,
+              "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+              "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"partial\"}\n"
+              "{\"type\":\"agent.stream.error\",\"request_id\":\"r1\",\"text\":\"overloaded\"}\n");
+  run = run_host (fixture, NULL, args);
+
+  /* A failed model stream is data, not an input error. */
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, "partial\n\033[7m[r1 failed]\033[0m\n");
 }
 
 static void
@@ -1188,7 +1222,9 @@ main (int    argc,
   ADD ("config/default-location", test_config_default_location);
   ADD ("config/wrong-types", test_config_wrong_types);
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
+  ADD ("config/recorder-unwritable-path", test_recorder_unwritable_path);
   ADD ("console/marks", test_console_marks);
+  ADD ("console/failed-mark", test_console_failed_mark);
   ADD ("console/choices", test_console_choices);
   ADD ("console/newline", test_console_newline);
   ADD ("log/supersede-order", test_supersede_log_order);
