@@ -434,10 +434,10 @@ reliability_checker_finish (ReliabilityChecker *checker,
   guint started = (guint) g_atomic_int_get (&checker->n_started);
   guint64 dropped;
 
-  /* A start still waiting behind its session's previous request when the
-   * bus closes is dropped and counted as a late event; its request never
-   * opens, so it gets no complete. The conservation check below accounts
-   * for it. */
+  /* The bus drops a start that still waits behind its session's previous
+   * request at close, and counts it as a late event. Its request never
+   * opens, so it gets no complete, and the conservation check below
+   * accounts for it. */
   if (checker->n_starts_dispatched > started)
     report (checker, "%u starts dispatched, only %u emitted", checker->n_starts_dispatched, started);
   GHashTableIter iter;

@@ -8,7 +8,7 @@ G_BEGIN_DECLS
  *
  * It registers an in-memory plugin, "reliability_recorder", whose sync
  * handler subscribes to every event before any other plugin does. From
- * what that handler sees it checks, as the events go by:
+ * the events that handler receives it checks, as they go by:
  * - one agent.stream.complete per request, and nothing after it;
  * - per request and choice, the flushed text equals the text of the
  *   dispatched deltas, byte for byte and in order, and the flushes' token
@@ -42,8 +42,8 @@ void reliability_checker_attach (ReliabilityChecker *checker,
 void reliability_checker_note_emit (ReliabilityChecker *checker,
                                     JarvisEvent        *event);
 
-/* Counts @n_events request events that a plugin emitted, which the test
- * knows of but did not emit itself. Safe from any thread. */
+/* Counts @n_events request events that a plugin emitted on its own, which
+ * the test expects but did not emit itself. Safe from any thread. */
 void reliability_checker_note_emits (ReliabilityChecker *checker,
                                      guint               n_events);
 

@@ -6,11 +6,12 @@ G_BEGIN_DECLS
 
 /* Structured log capture for the reliability programs.
  *
- * With G_LOG_USE_STRUCTURED, g_test_expect_message() sees nothing, so these
- * programs install their own writer. Debug and info lines are dropped.
- * Warnings and criticals are matched against the allowed patterns; a line
- * that matches none is printed to stderr and counted as unexpected. The
- * writer may be called from any thread. With JARVIS_RELIABILITY_TRACE set
+ * With G_LOG_USE_STRUCTURED, g_test_expect_message() receives no lines, so
+ * these programs install their own writer. It keeps warnings, criticals and
+ * messages, and debug and info lines only while capture of all levels is
+ * on. A warning or critical that matches none of the allowed patterns is
+ * printed to stderr and counted as unexpected. The writer may be called
+ * from any thread. With JARVIS_RELIABILITY_TRACE set
  * in the environment, every captured line is also printed to stderr. */
 
 void reliability_log_init (void);

@@ -1,12 +1,13 @@
 /* Lifecycle property test.
  *
  * Each scenario is generated from one seed. A GRand picks a few sessions and
- * requests, a script of events for each request (start, deltas, then end,
- * cancel, error, a jarvis_bus_cancel_request() call or nothing, sometimes
- * followed by late events), the thread that emits each script, and how every
- * async handler call returns: at once, from a timer, when cancelled, with an
- * error, from a worker thread, or never (detached at the drain deadline and
- * returned after close). The main thread interleaves its own emits, loop
+ * requests, and a script of events for each request. A script has a start
+ * and deltas, then an end, a cancel, an error, a jarvis_bus_cancel_request()
+ * call or nothing, and sometimes late events. The GRand also picks the
+ * thread that emits each script and how every async handler call returns:
+ * at once, from a timer, when cancelled, with an error, from a worker
+ * thread, or never. Calls that never return are detached at the drain
+ * deadline and returned after close. The main thread interleaves its own emits, loop
  * iterations and at most one plugin unload, then closes the bus. The
  * ReliabilityChecker checks the invariants while events are dispatched and
  * after close.
@@ -865,14 +866,14 @@ parse_uint (const char *text,
   return TRUE;
 }
 
-/* Takes --seed and --scenarios out of argv before GTest sees them, because
- * GTest has its own --seed with another meaning. */
+/* Takes --seed and --scenarios out of argv before g_test_init() parses it,
+ * because GTest has its own --seed with another meaning. */
 static void
 parse_own_options (int   *argc,
                    char **argv)
 {
   const char *env_seed = g_getenv ("JARVIS_RELIABILITY_SEED");
-  int kept = 1;
+  int n_kept = 1;
 
   if (env_seed != NULL && !parse_uint (env_seed, &base_seed))
     g_error ("JARVIS_RELIABILITY_SEED=%s is not an unsigned number", env_seed);
@@ -885,7 +886,7 @@ parse_own_options (int   *argc,
 
       if (!is_seed && !is_count)
         {
-          argv[kept++] = argv[i];
+          argv[n_kept++] = argv[i];
           continue;
         }
 
@@ -904,8 +905,8 @@ parse_own_options (int   *argc,
       i++;
     }
 
-  *argc = kept;
-  argv[kept] = NULL;
+  *argc = n_kept;
+  argv[n_kept] = NULL;
 }
 
 int

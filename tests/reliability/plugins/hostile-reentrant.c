@@ -1,6 +1,6 @@
-/* Asks for cleanup again while its request is being cleaned up: from the
- * `cancelled` callback of its invocation it emits a cancel and an end for
- * the same request, then returns the invocation from an idle source on the
+/* Requests cleanup again while its request is being cleaned up. The
+ * `cancelled` callback of its invocation emits a cancel and an end for the
+ * same request, then returns the invocation from an idle source on the
  * bus's context. The request must be cleaned up and completed once. */
 
 #include <jarvis/jarvis.h>
