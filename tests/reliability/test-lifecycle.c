@@ -96,6 +96,7 @@ struct _Scenario
   guint n_handler_calls;        /* main thread */
   guint n_late_returns;
   guint n_sync_calls;
+  guint n_completed_signals;
 
   const char *unload_name;      /* NULL when the scenario unloads nothing */
   guint unload_at_step;
@@ -549,6 +550,16 @@ static const JarvisPluginInfo counter_info = {
 };
 
 static void
+on_request_completed (JarvisBus   *bus,
+                      JarvisEvent *complete,
+                      gpointer     data)
+{
+  Scenario *scenario = data;
+
+  scenario->n_completed_signals++;
+}
+
+static void
 register_plugin (Scenario               *scenario,
                  const JarvisPluginInfo *info)
 {
@@ -621,6 +632,7 @@ scenario_new (guint32 seed)
   if (g_rand_boolean (scenario->rand))
     jarvis_bus_set_queue_capacity (scenario->bus, g_rand_int_range (scenario->rand, 1, 8));
 
+  g_signal_connect (scenario->bus, "request-completed", G_CALLBACK (on_request_completed), scenario);
   reliability_checker_attach (scenario->checker, scenario->bus);
   register_plugin (scenario, &worker_a_info);
   register_plugin (scenario, &counter_info);
@@ -807,6 +819,13 @@ run_scenario (guint32 seed)
       g_printerr ("seed %u: %u calls returned after close, but only %" G_GUINT64_FORMAT " were detached\n",
                   seed, scenario->n_late_returns,
                   jarvis_bus_get_counter (scenario->bus, JARVIS_COUNTER_TASKS_DETACHED));
+      n_broken++;
+    }
+  if (scenario->n_completed_signals != reliability_checker_get_n_completed (scenario->checker))
+    {
+      g_printerr ("seed %u: request-completed emitted %u times for %u complete events\n",
+                  seed, scenario->n_completed_signals,
+                  reliability_checker_get_n_completed (scenario->checker));
       n_broken++;
     }
   if (g_atomic_int_get (&scenario->n_live_calls) != 0)
