@@ -10,6 +10,11 @@ void _jarvis_event_seal (JarvisEvent *event);
 
 gboolean _jarvis_event_is_sealed (JarvisEvent *event);
 
+/* Marks the event as counted and returns whether it already was. Events
+ * that wait for their session pass through the router twice, but must be
+ * counted once. Bus thread only. */
+gboolean _jarvis_event_mark_counted (JarvisEvent *event);
+
 /* Builds a flush event; only the bus emits those. @text is copied. */
 JarvisEvent *_jarvis_event_new_flush (const char *request_id,
                                       const char *session_id,

@@ -18,6 +18,7 @@ struct _JarvisEvent
   GVariant *payload;            /* owned, a{sv}, nullable; atomic once sealed */
   guint token_count;
   guint choice;
+  gboolean counted;             /* bus thread only */
 
   /* A payload built on its first read, which most complete events never
    * get. See _jarvis_event_set_payload_builder(). */
@@ -503,6 +504,16 @@ gboolean
 _jarvis_event_is_sealed (JarvisEvent *event)
 {
   return g_atomic_int_get (&event->sealed);
+}
+
+gboolean
+_jarvis_event_mark_counted (JarvisEvent *event)
+{
+  gboolean was_counted = event->counted;
+
+  event->counted = TRUE;
+
+  return was_counted;
 }
 
 JarvisEvent *

@@ -549,8 +549,10 @@ _jarvis_request_process_event (JarvisBus   *bus,
   JarvisRequest *request;
   gboolean is_start = type == type_start;
   gboolean is_delta = type == type_delta;
+  gboolean first_pass = !_jarvis_event_mark_counted (event);
 
-  _jarvis_bus_count (bus, NULL, JARVIS_COUNTER_EVENTS, 1);
+  if (first_pass)
+    _jarvis_bus_count (bus, NULL, JARVIS_COUNTER_EVENTS, 1);
 
   request = _jarvis_request_lookup (bus, request_id);
   if (request == NULL)
@@ -572,7 +574,8 @@ _jarvis_request_process_event (JarvisBus   *bus,
         open_implicitly (bus, request);
     }
 
-  request->counters[JARVIS_COUNTER_EVENTS]++;
+  if (first_pass)
+    request->counters[JARVIS_COUNTER_EVENTS]++;
 
   switch (request->state)
     {

@@ -82,6 +82,16 @@ test_sessions_supersede (CoreFixture   *fixture,
   core_fixture_return_held (fixture);
   g_assert_cmpuint (fixture->completes->len, ==, 2);
   g_assert_cmpstr (jarvis_event_get_request_id (g_ptr_array_index (fixture->completes, 1)), ==, "other");
+
+  /* Events that waited for the session pass the router twice but count
+   * once: 8 were emitted, 3 of them for "new". */
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_EVENTS), ==, 8);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_END, "new", "s", NULL);
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (fixture->completes->len, ==, 3);
+  complete = g_ptr_array_index (fixture->completes, 2);
+  g_assert_cmpstr (jarvis_event_get_request_id (complete), ==, "new");
+  g_assert_cmpuint (core_complete_get (complete, "events"), ==, 4);
 }
 
 /* Three starts in a row on one session: each supersedes the one before,
