@@ -373,8 +373,7 @@ set_invalid_option (GError       **error,
                     const char    *expected)
 {
   g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_INVALID_OPTION,
-               "Option %s of plugin %s has the invalid value “%s”: expected %s; "
-               "the default is used",
+               "Option %s of plugin %s has the invalid value “%s”: expected %s",
                key, plugin->name, raw, expected);
 }
 
