@@ -51,6 +51,9 @@ static const struct
   { "idle-timeout", HOST_KEY_STRING, offsetof (JarvisHostOptions, idle_timeout) },
 };
 
+/* JarvisHostOptions.from_config has one bit per key. */
+G_STATIC_ASSERT (G_N_ELEMENTS (host_keys) <= 32);
+
 void
 jarvis_host_options_clear (JarvisHostOptions *options)
 {
@@ -73,6 +76,8 @@ jarvis_host_options_clear (JarvisHostOptions *options)
   g_clear_pointer (&options->connect_timeout, g_free);
   g_clear_pointer (&options->idle_timeout, g_free);
   g_clear_pointer (&options->inputs, g_strfreev);
+  g_clear_pointer (&options->config_name, g_free);
+  options->from_config = 0;
 }
 
 /* Plugin names are C identifiers, as the loader requires of descriptors. */
@@ -201,23 +206,28 @@ merge_key (JarvisHostOptions  *options,
   switch (host_keys[index].kind)
     {
     case HOST_KEY_STRING:
-      if (*(char **) field == NULL)
-        *(char **) field = g_key_file_get_string (config, HOST_GROUP, key, &local_error);
+      if (*(char **) field != NULL)
+        return TRUE;
+      *(char **) field = g_key_file_get_string (config, HOST_GROUP, key, &local_error);
       break;
 
     case HOST_KEY_LIST:
-      if (*(char ***) field == NULL)
-        *(char ***) field = g_key_file_get_string_list (config, HOST_GROUP, key, NULL, &local_error);
+      if (*(char ***) field != NULL)
+        return TRUE;
+      *(char ***) field = g_key_file_get_string_list (config, HOST_GROUP, key, NULL, &local_error);
       break;
 
     case HOST_KEY_FLAG:
-      if (!*(gboolean *) field)
-        *(gboolean *) field = g_key_file_get_boolean (config, HOST_GROUP, key, &local_error);
+      if (*(gboolean *) field)
+        return TRUE;
+      *(gboolean *) field = g_key_file_get_boolean (config, HOST_GROUP, key, &local_error);
       break;
 
     default:
       g_assert_not_reached ();
     }
+
+  options->from_config |= 1u << index;
 
   if (local_error != NULL)
     {
@@ -225,7 +235,8 @@ merge_key (JarvisHostOptions  *options,
       g_autofree char *printable = g_utf8_make_valid (raw != NULL ? raw : "", -1);
 
       g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_CONFIG,
-                   "Invalid value '%s' for '%s' in the [host] group of %s: %s",
+                   "Invalid value '%s' for the key '%s' in the [host] group of %s: %s; "
+                   "correct the value or remove the key",
                    printable, key, config_name, local_error->message);
       return FALSE;
     }
@@ -262,6 +273,8 @@ jarvis_host_options_merge_config (JarvisHostOptions  *options,
     return TRUE;
 
   keys = g_key_file_get_keys (config, HOST_GROUP, NULL, NULL);
+  g_free (options->config_name);
+  options->config_name = g_strdup (config_name);
 
   for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
     {
@@ -291,6 +304,109 @@ jarvis_host_options_merge_config (JarvisHostOptions  *options,
   return TRUE;
 }
 
+/* Whether the value of the long option @key came from the `[host]` group
+ * rather than the command line. */
+static gboolean
+is_from_config (const JarvisHostOptions *options,
+                const char              *key)
+{
+  if (options == NULL || options->config_name == NULL)
+    return FALSE;
+
+  for (guint k = 0; k < G_N_ELEMENTS (host_keys); k++)
+    {
+      if (strcmp (host_keys[k].key, key) == 0)
+        return (options->from_config & (1u << k)) != 0;
+    }
+
+  return FALSE;
+}
+
+/**
+ * jarvis_host_options_set_value_error:
+ * @options: (nullable): the options the value belongs to, or %NULL for a
+ *   value from the command line
+ * @key: the long option name without dashes, which is also its `[host]` key
+ * @value: the rejected value
+ * @expected: what the value should be, for example "expected auto or events"
+ * @error: return location for the error
+ *
+ * Sets an error about a bad option value that names where the value came
+ * from: the command-line option, or the key and the file that set it.
+ */
+void
+jarvis_host_options_set_value_error (const JarvisHostOptions  *options,
+                                     const char               *key,
+                                     const char               *value,
+                                     const char               *expected,
+                                     GError                  **error)
+{
+  g_autofree char *printable = g_utf8_make_valid (value, -1);
+
+  g_return_if_fail (key != NULL);
+  g_return_if_fail (value != NULL);
+  g_return_if_fail (expected != NULL);
+
+  if (is_from_config (options, key))
+    {
+      g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_CONFIG,
+                   "Invalid value '%s' for the key '%s' in the [host] group of %s: %s; "
+                   "correct the value or remove the key",
+                   printable, key, options->config_name, expected);
+      return;
+    }
+
+  g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_OPTION,
+               "Invalid value '%s' for --%s: %s", printable, key, expected);
+}
+
+/**
+ * jarvis_host_options_parse_uint:
+ * @options: (nullable): the options @value belongs to, for messages
+ * @key: the long option name without dashes
+ * @value: (nullable): the value as given, or %NULL when unset
+ * @default_value: the result when @value is %NULL
+ * @min: the smallest accepted value
+ * @max: the largest accepted value
+ * @out_value: (out): the result
+ * @error: return location for the error
+ *
+ * Parses a decimal number option and checks its range. The error names
+ * the configuration file and key when @options took @value from there.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+jarvis_host_options_parse_uint (const JarvisHostOptions  *options,
+                                const char               *key,
+                                const char               *value,
+                                guint64                   default_value,
+                                guint64                   min,
+                                guint64                   max,
+                                guint64                  *out_value,
+                                GError                  **error)
+{
+  g_autofree char *expected = NULL;
+
+  g_return_val_if_fail (key != NULL, FALSE);
+  g_return_val_if_fail (out_value != NULL, FALSE);
+
+  if (value == NULL)
+    {
+      *out_value = default_value;
+      return TRUE;
+    }
+
+  if (g_ascii_string_to_unsigned (value, 10, min, max, out_value, NULL))
+    return TRUE;
+
+  expected = g_strdup_printf ("expected a whole number from %" G_GUINT64_FORMAT
+                              " to %" G_GUINT64_FORMAT, min, max);
+  jarvis_host_options_set_value_error (options, key, value, expected, error);
+
+  return FALSE;
+}
+
 /**
  * jarvis_host_parse_uint:
  * @option_name: the long option name, for messages
@@ -301,7 +417,7 @@ jarvis_host_options_merge_config (JarvisHostOptions  *options,
  * @out_value: (out): the result
  * @error: return location for a %JARVIS_HOST_ERROR_INVALID_OPTION error
  *
- * Parses a decimal number option and checks its range.
+ * Parses a decimal number given on the command line and checks its range.
  *
  * Returns: %TRUE on success
  */
@@ -314,25 +430,6 @@ jarvis_host_parse_uint (const char  *option_name,
                         guint64     *out_value,
                         GError     **error)
 {
-  g_autoptr (GError) local_error = NULL;
-
-  g_return_val_if_fail (option_name != NULL, FALSE);
-  g_return_val_if_fail (out_value != NULL, FALSE);
-
-  if (value == NULL)
-    {
-      *out_value = default_value;
-      return TRUE;
-    }
-
-  if (!g_ascii_string_to_unsigned (value, 10, min, max, out_value, &local_error))
-    {
-      g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_OPTION,
-                   "Invalid value '%s' for --%s: expected a whole number from "
-                   "%" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
-                   value, option_name, min, max);
-      return FALSE;
-    }
-
-  return TRUE;
+  return jarvis_host_options_parse_uint (NULL, option_name, value, default_value,
+                                         min, max, out_value, error);
 }

@@ -18,7 +18,7 @@ GQuark jarvis_host_error_quark (void);
 
 /* Command-line options as given. Every field is NULL or FALSE until set,
  * so that the `[host]` group of the configuration can fill in the rest.
- * Numbers stay strings until jarvis_host_parse_uint() checks them, so a
+ * Numbers stay strings until jarvis_host_options_parse_uint() checks them, so a
  * bad number gives the same message from either source. */
 typedef struct
 {
@@ -45,6 +45,11 @@ typedef struct
   char *connect_timeout;
   char *idle_timeout;
   char **inputs;
+
+  /* The source of each value, so that a bad one is reported where the user
+   * can fix it. */
+  char *config_name;            /* the file merged in, or NULL */
+  guint32 from_config;          /* bits of the [host] keys taken from it */
 } JarvisHostOptions;
 
 void jarvis_host_options_clear (JarvisHostOptions *options);
@@ -57,6 +62,21 @@ gboolean jarvis_host_options_merge_config (JarvisHostOptions  *options,
                                            GKeyFile           *config,
                                            const char         *config_name,
                                            GError            **error);
+
+void jarvis_host_options_set_value_error (const JarvisHostOptions  *options,
+                                         const char               *key,
+                                         const char               *value,
+                                         const char               *expected,
+                                         GError                  **error);
+
+gboolean jarvis_host_options_parse_uint (const JarvisHostOptions  *options,
+                                         const char               *key,
+                                         const char               *value,
+                                         guint64                   default_value,
+                                         guint64                   min,
+                                         guint64                   max,
+                                         guint64                  *out_value,
+                                         GError                  **error);
 
 gboolean jarvis_host_parse_uint (const char  *option_name,
                                  const char  *value,

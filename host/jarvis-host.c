@@ -232,9 +232,9 @@ check_options (Host    *host,
   settings->format = JARVIS_INPUT_FORMAT_AUTO;
   if (o->format != NULL && !jarvis_input_format_from_string (o->format, &settings->format))
     {
-      g_set_error (error, JARVIS_HOST_ERROR, JARVIS_HOST_ERROR_INVALID_OPTION,
-                   "Invalid value '%s' for --format: expected auto, events, openai, "
-                   "anthropic or ollama", o->format);
+      jarvis_host_options_set_value_error (o, "format", o->format,
+                                           "expected auto, events, openai, anthropic or ollama",
+                                           error);
       return FALSE;
     }
 
@@ -253,19 +253,19 @@ check_options (Host    *host,
       return FALSE;
     }
 
-  return jarvis_host_parse_uint ("flush-interval", o->flush_interval, DEFAULT_FLUSH_INTERVAL_MS,
-                                 1, 3600 * 1000, &settings->flush_interval_ms, error) &&
-         jarvis_host_parse_uint ("flush-bytes", o->flush_bytes, DEFAULT_FLUSH_BYTES,
-                                 1, 64 * 1024 * 1024, &settings->flush_bytes, error) &&
-         jarvis_host_parse_uint ("read-size", o->read_size, DEFAULT_READ_SIZE,
-                                 1, 16 * 1024 * 1024, &settings->read_size, error) &&
-         jarvis_host_parse_uint ("max-line-length", o->max_line_length,
-                                 JARVIS_INPUT_DEFAULT_MAX_LINE_LENGTH, 1, G_MAXUINT32,
-                                 &settings->max_line_length, error) &&
-         jarvis_host_parse_uint ("connect-timeout", o->connect_timeout, DEFAULT_CONNECT_TIMEOUT_S,
-                                 1, 24 * 3600, &settings->connect_timeout_s, error) &&
-         jarvis_host_parse_uint ("idle-timeout", o->idle_timeout, DEFAULT_IDLE_TIMEOUT_S,
-                                 1, 24 * 3600, &settings->idle_timeout_s, error);
+  return jarvis_host_options_parse_uint (o, "flush-interval", o->flush_interval, DEFAULT_FLUSH_INTERVAL_MS,
+                                         1, 3600 * 1000, &settings->flush_interval_ms, error) &&
+         jarvis_host_options_parse_uint (o, "flush-bytes", o->flush_bytes, DEFAULT_FLUSH_BYTES,
+                                         1, 64 * 1024 * 1024, &settings->flush_bytes, error) &&
+         jarvis_host_options_parse_uint (o, "read-size", o->read_size, DEFAULT_READ_SIZE,
+                                         1, 16 * 1024 * 1024, &settings->read_size, error) &&
+         jarvis_host_options_parse_uint (o, "max-line-length", o->max_line_length,
+                                         JARVIS_INPUT_DEFAULT_MAX_LINE_LENGTH, 1, G_MAXUINT32,
+                                         &settings->max_line_length, error) &&
+         jarvis_host_options_parse_uint (o, "connect-timeout", o->connect_timeout, DEFAULT_CONNECT_TIMEOUT_S,
+                                         1, 24 * 3600, &settings->connect_timeout_s, error) &&
+         jarvis_host_options_parse_uint (o, "idle-timeout", o->idle_timeout, DEFAULT_IDLE_TIMEOUT_S,
+                                         1, 24 * 3600, &settings->idle_timeout_s, error);
 }
 
 /* Plugins. */

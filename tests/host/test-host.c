@@ -761,24 +761,70 @@ test_config_wrong_types (Fixture       *fixture,
     const char *contents;
     const char *expected;
   } cases[] = {
-    { "[host]\nflush-interval=soon\n", "'soon'" },
-    { "[host]\nverbose=maybe\n", "'maybe'" },
-    { "[host]\nflush-intervall=20\n", "'flush-intervall'" },
-    { "[host]\nread-size=0\n", "--read-size" },
+    { "[host]\nflush-interval=soon\n", "Invalid value 'soon' for the key 'flush-interval' in the [host] group of " },
+    { "[host]\nverbose=maybe\n", "Invalid value 'maybe' for the key 'verbose' in the [host] group of " },
+    { "[host]\nflush-intervall=20\n", "Unknown key 'flush-intervall' in the [host] group of " },
+    { "[host]\nread-size=0\n", "Invalid value '0' for the key 'read-size' in the [host] group of " },
+    { "[host]\nflush-bytes=abc\n", "Invalid value 'abc' for the key 'flush-bytes' in the [host] group of " },
+    { "[host]\nformat=xml\n", "Invalid value 'xml' for the key 'format' in the [host] group of " },
   };
   const char * const args[] = { "--config", config, input, NULL };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autoptr (HostRun) run = NULL;
+      g_autofree char *expected = g_strconcat (cases[i].expected, config, NULL);
 
       write_file (config, cases[i].contents);
       run = run_host (fixture, NULL, args);
 
       g_test_message ("case %u: %s", i, cases[i].contents);
       g_assert_cmpint (run->exit_status, ==, 2);
-      g_assert_nonnull (strstr (run->err, cases[i].expected));
+      g_assert_nonnull (strstr (run->err, expected));
+
+      /* The user passed no option, so the message names none. */
+      g_assert_null (strstr (run->err, "for --"));
     }
+}
+
+/* A bad value in the default file names that file, which the user may
+ * not know is read at all, and says how to fix it. */
+static void
+test_config_default_bad_value (Fixture       *fixture,
+                               gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  g_autofree char *directory = g_build_filename (fixture->config_home, "jarvis-events", NULL);
+  g_autofree char *config = g_build_filename (directory, "host.conf", NULL);
+  g_autofree char *expected = NULL;
+  const char * const args[] = { input, NULL };
+  const char * const override_args[] = { "--flush-interval=20", input, NULL };
+  const char * const bad_option_args[] = { "--flush-interval=20", "--flush-bytes=0", input, NULL };
+  g_autoptr (HostRun) run = NULL;
+  g_autoptr (HostRun) override_run = NULL;
+  g_autoptr (HostRun) bad_option_run = NULL;
+
+  g_assert_no_errno (g_mkdir (directory, 0700));
+  write_file (config, "[host]\nflush-interval=abc\n");
+
+  run = run_host (fixture, NULL, args);
+  expected = g_strdup_printf ("Invalid value 'abc' for the key 'flush-interval' in the [host] "
+                              "group of %s: expected a whole number from 1 to 3600000; "
+                              "correct the value or remove the key", config);
+  g_assert_cmpint (run->exit_status, ==, 2);
+  g_assert_cmpstr (run->out, ==, "");
+  g_assert_nonnull (strstr (run->err, expected));
+  g_assert_null (strstr (run->err, "--flush-interval"));
+
+  /* The command line wins, so the bad value is never read. */
+  override_run = run_host (fixture, NULL, override_args);
+  g_assert_cmpint (override_run->exit_status, ==, 0);
+  g_assert_cmpstr (override_run->out, ==, ANTHROPIC_EXAMPLE_TEXT "\n");
+
+  /* A bad value given on the command line names the option. */
+  bad_option_run = run_host (fixture, NULL, bad_option_args);
+  g_assert_cmpint (bad_option_run->exit_status, ==, 2);
+  g_assert_nonnull (strstr (bad_option_run->err, "Invalid value '0' for --flush-bytes"));
 }
 
 static void
@@ -1221,6 +1267,7 @@ main (int    argc,
   ADD ("config/precedence", test_config_precedence);
   ADD ("config/default-location", test_config_default_location);
   ADD ("config/wrong-types", test_config_wrong_types);
+  ADD ("config/default-bad-value", test_config_default_bad_value);
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
   ADD ("config/recorder-unwritable-path", test_recorder_unwritable_path);
   ADD ("console/marks", test_console_marks);
