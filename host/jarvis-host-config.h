@@ -19,7 +19,7 @@ GQuark jarvis_host_error_quark (void);
 /* Command-line options as given. Every field is NULL or FALSE until set,
  * so that the `[host]` group of the configuration can fill in the rest.
  * Numbers stay strings until jarvis_host_options_parse_uint() checks them, so a
- * bad number gives the same message from either source. */
+ * bad number is checked the same way from either source. */
 typedef struct
 {
   char *format;

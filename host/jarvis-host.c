@@ -165,7 +165,9 @@ parse_command_line (Host            *host,
   };
   GOptionContext *option_context;
 
-  option_context = g_option_context_new ("[INPUT…] - run model streams through plugins");
+  /* GLib puts the "[INPUT…]" of the remaining-arguments entry into the
+   * usage line itself, so the parameter string leaves it out. */
+  option_context = g_option_context_new ("- run model streams through plugins");
   g_option_context_set_description (option_context,
     "INPUT is a file or '-' for stdin; with no INPUT the host reads stdin.\n"
     "Exit status: 0 on success, 1 after input errors or plugin failures,\n"

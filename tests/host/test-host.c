@@ -338,6 +338,32 @@ test_version (Fixture       *fixture,
 }
 
 static void
+test_help (Fixture       *fixture,
+           gconstpointer  user_data)
+{
+  const char * const args[] = { "--help", NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_auto (GStrv) lines = NULL;
+  const char *usage = NULL;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+
+  lines = g_strsplit (run->out, "\n", -1);
+  for (guint i = 0; lines[i] != NULL && usage == NULL; i++)
+    {
+      if (g_str_has_prefix (lines[i], "  jarvis-host [OPTION"))
+        usage = lines[i];
+    }
+
+  /* The ellipsis depends on the locale's charset, so only the words are
+   * compared. */
+  g_assert_nonnull (usage);
+  g_assert_nonnull (strstr (usage, "] [INPUT"));
+  g_assert_true (g_str_has_suffix (usage, "] - run model streams through plugins"));
+  g_assert_null (strstr (strstr (usage, "[INPUT") + 1, "[INPUT"));
+}
+
+static void
 test_list_plugins (Fixture       *fixture,
                    gconstpointer  user_data)
 {
@@ -1250,6 +1276,7 @@ main (int    argc,
   g_test_add ("/jarvis/host/" path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
 
   ADD ("command-line/version", test_version);
+  ADD ("command-line/help", test_help);
   ADD ("command-line/list-plugins", test_list_plugins);
   ADD ("command-line/untrusted-warning", test_untrusted_warning);
   ADD ("command-line/usage-errors", test_usage_errors);
