@@ -297,6 +297,20 @@ list_plugins (Host *host)
   g_autoptr (JarvisPluginLoader) loader = create_loader (host);
   g_autoptr (GPtrArray) entries = jarvis_plugin_loader_list (loader);
 
+  /* Finding nothing is not an error, but an empty listing alone would not
+   * tell the user where to put plugins or which option to use. */
+  if (entries->len == 0)
+    {
+      g_auto (GStrv) directories = jarvis_plugin_loader_dup_search_path (loader);
+
+      g_printerr ("jarvis-host: no plugins found; searched:\n");
+      for (guint i = 0; directories[i] != NULL; i++)
+        g_printerr ("  %s\n", directories[i]);
+      g_printerr ("Add a directory with --plugin-dir=DIR or $" JARVIS_PLUGIN_PATH_VARIABLE ".\n");
+
+      return EXIT_SUCCESS;
+    }
+
   for (guint i = 0; i < entries->len; i++)
     {
       JarvisPluginEntry *entry = g_ptr_array_index (entries, i);

@@ -375,6 +375,44 @@ test_list_plugins (Fixture       *fixture,
   g_assert_nonnull (strstr (run->out, "recorder 0.1.0\t"));
 }
 
+/* Without --plugin-dir the host searches only the default path, so the
+ * test points that path at an empty directory. */
+static void
+test_list_plugins_none_found (Fixture       *fixture,
+                              gconstpointer  user_data)
+{
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *host = host_path ();
+  g_autofree char *data_home = fixture_path (fixture, "data");
+  g_autofree char *user_plugins = g_build_filename (data_home, "jarvis-events-1", "plugins", NULL);
+  g_autofree char *listed = g_strdup_printf ("\n  %s\n", user_plugins);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  launcher = new_launcher (fixture, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "XDG_DATA_HOME", data_home, TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "JARVIS_PLUGIN_PATH");
+  process = g_subprocess_launcher_spawn (launcher, &error, host, "--list-plugins", NULL);
+  g_assert_no_error (error);
+
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+
+  if (*out != '\0')
+    {
+      g_test_skip ("plugins are installed on the default path of this machine");
+      return;
+    }
+
+  g_assert_true (g_str_has_prefix (err, "jarvis-host: no plugins found; searched:\n"));
+  g_assert_nonnull (strstr (err, listed));
+  g_assert_nonnull (strstr (err, "--plugin-dir"));
+}
+
 static void
 test_untrusted_warning (Fixture       *fixture,
                         gconstpointer  user_data)
@@ -1278,6 +1316,7 @@ main (int    argc,
   ADD ("command-line/version", test_version);
   ADD ("command-line/help", test_help);
   ADD ("command-line/list-plugins", test_list_plugins);
+  ADD ("command-line/list-plugins-none-found", test_list_plugins_none_found);
   ADD ("command-line/untrusted-warning", test_untrusted_warning);
   ADD ("command-line/usage-errors", test_usage_errors);
   ADD ("format/openai", test_format_openai);
