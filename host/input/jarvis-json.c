@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <stdio.h>
+
 #include "jarvis-decoder.h"
 #include "jarvis-json.h"
 
@@ -75,6 +77,36 @@ describe_node (JsonNode *node)
     }
 }
 
+/* json-glib 1.6 words syntax errors as "<data>:LINE:COLUMN: Parse error:
+ * DETAIL", naming a file that does not exist here. The position is kept
+ * in the project's words; other messages pass through as they are. */
+static void
+set_parse_error (GError     **error,
+                 const char  *message)
+{
+  guint line = 0;
+  guint column = 0;
+  int detail_offset = -1;
+
+  if (sscanf (message, "<data>:%u:%u: Parse error: %n", &line, &column, &detail_offset) == 2 &&
+      detail_offset > 0)
+    {
+      const char *detail = message + detail_offset;
+
+      if (line == 1)
+        g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                     "invalid JSON at column %u: %s", column, detail);
+      else
+        g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                     "invalid JSON at line %u, column %u of the record: %s",
+                     line, column, detail);
+      return;
+    }
+
+  g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+               "invalid JSON: %s", message);
+}
+
 /**
  * jarvis_json_parse_object:
  * @parser: a parser to reuse
@@ -114,8 +146,7 @@ jarvis_json_parse_object (JsonParser  *parser,
 
   if (!json_parser_load_from_data (parser, data, length, &parse_error))
     {
-      g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
-                   "invalid JSON: %s", parse_error->message);
+      set_parse_error (error, parse_error->message);
       return NULL;
     }
 

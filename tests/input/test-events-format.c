@@ -94,6 +94,7 @@ test_bad_lines (void)
     { "{\"type\":\"x\",\"request_id\":\"r\",\"choice\":-1}", JARVIS_INPUT_ERROR_INVALID_VALUE, "`choice`" },
     { "{\"type\":\"x\",\"request_id\":\"r\",\"choice\":1.5}", JARVIS_INPUT_ERROR_INVALID_VALUE, "`choice`" },
     { "{\"type\":\"x\",", JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON" },
+    { "not json", JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON at column 3: unexpected identifier" },
     { "[1,2]", JARVIS_INPUT_ERROR_MALFORMED, "an array" },
     { "\"text\"", JARVIS_INPUT_ERROR_MALFORMED, "expected a JSON object" },
     { "{\"type\":\"x\",\"request_id\":\"\xFF\"}", JARVIS_INPUT_ERROR_MALFORMED, "UTF-8" },
