@@ -402,6 +402,33 @@ close_when_drained (Host *host)
     begin_close (host);
 }
 
+/* Prints the error of a failed request, which no plugin is bound to show.
+ * A failed model stream is data, so it leaves the exit status alone. */
+static void
+warn_if_failed (JarvisEvent *complete)
+{
+  GVariant *payload = jarvis_event_get_payload (complete);
+  const char *message = NULL;
+  g_autofree char *printable = NULL;
+  char non_ascii[129];
+
+  if (g_strcmp0 (jarvis_event_get_outcome (complete), "failed") != 0)
+    return;
+
+  if (payload == NULL || !g_variant_lookup (payload, "error", "&s", &message))
+    message = "no error message";
+
+  /* The text comes from the provider, so control characters are escaped
+   * before they reach a terminal, while other UTF-8 stays readable. */
+  for (guint i = 0; i < 128; i++)
+    non_ascii[i] = (char) (0x80 + i);
+  non_ascii[128] = '\0';
+  printable = g_strescape (message, non_ascii);
+
+  g_printerr ("jarvis-host: warning: request '%s' failed: %s\n",
+              jarvis_event_get_request_id (complete), printable);
+}
+
 static void
 on_request_completed (JarvisBus   *bus,
                       JarvisEvent *complete,
@@ -410,6 +437,8 @@ on_request_completed (JarvisBus   *bus,
   Host *host = user_data;
   const char *request_id = jarvis_event_get_request_id (complete);
   gpointer state;
+
+  warn_if_failed (complete);
 
   if (g_hash_table_lookup_extended (host->requests, request_id, NULL, &state))
     {

@@ -959,6 +959,60 @@ test_console_failed_mark (Fixture       *fixture,
   g_assert_cmpstr (run->out, ==, "partial\n\033[7m[r1 failed]\033[0m\n");
 }
 
+/* An in-band provider error fails the request, and its text is printed
+ * even without -v, because no plugin is bound to show it. */
+static void
+test_failed_request_warning (Fixture       *fixture,
+                             gconstpointer  user_data)
+{
+  g_autofree char *input = fixture_path (fixture, "overloaded.sse");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  const char * const args[] = { "--stats", stats_path, input, NULL };
+  g_autoptr (HostRun) run = NULL;
+  g_autoptr (JsonObject) stats = NULL;
+
+  write_file (input,
+              "event: message_start\n"
+              "data: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_overloaded\", "
+              "\"type\": \"message\", \"role\": \"assistant\", \"content\": [], "
+              "\"model\": \"example-model\", \"stop_reason\": null, "
+              "\"usage\": {\"input_tokens\": 3, \"output_tokens\": 1}}}\n\n"
+              "event: content_block_start\n"
+              "data: {\"type\": \"content_block_start\", \"index\": 0, "
+              "\"content_block\": {\"type\": \"text\", \"text\": \"\"}}\n\n"
+              "event: content_block_delta\n"
+              "data: {\"type\": \"content_block_delta\", \"index\": 0, "
+              "\"delta\": {\"type\": \"text_delta\", \"text\": \"Partial\"}}\n\n"
+              "event: error\n"
+              "data: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", "
+              "\"message\": \"Overloaded \\u001b[2J\\u00fcber\"}}\n\n");
+  run = run_host (fixture, NULL, args);
+
+  /* A failed model stream is data, not an input error. */
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, "Partial\n");
+  g_assert_nonnull (strstr (run->err, "jarvis-host: warning: request 'msg_overloaded' failed: "
+                                      "Overloaded \\033[2Jüber\n"));
+  g_assert_null (strstr (run->err, "\033"));
+
+  stats = read_stats (stats_path);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_failed"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (stats, "input_errors"), ==, 0);
+}
+
+/* A request that completes normally prints no warning. */
+static void
+test_completed_request_quiet (Fixture       *fixture,
+                              gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("anthropic-hello.sse");
+  const char * const args[] = { input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->err, ==, "");
+}
+
 static void
 test_console_choices (Fixture       *fixture,
                       gconstpointer  user_data)
@@ -1339,6 +1393,8 @@ main (int    argc,
   ADD ("console/marks", test_console_marks);
   ADD ("console/failed-mark", test_console_failed_mark);
   ADD ("console/choices", test_console_choices);
+  ADD ("outcome/failed-warning", test_failed_request_warning);
+  ADD ("outcome/completed-quiet", test_completed_request_quiet);
   ADD ("console/newline", test_console_newline);
   ADD ("log/supersede-order", test_supersede_log_order);
   ADD ("log/quiet-without-verbose", test_quiet_without_verbose);
