@@ -925,6 +925,30 @@ test_recorder_unwritable_path (Fixture       *fixture,
   g_assert_false (g_file_test (recording, G_FILE_TEST_EXISTS));
 }
 
+/* The wordcount plugin of docs/plugin-authoring.md, built from the page. */
+
+static void
+test_doc_wordcount_split_words (Fixture       *fixture,
+                                gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("openai-multibyte.sse");
+  g_autofree char *doc_plugins = g_test_build_filename (G_TEST_BUILT, "host", NULL);
+  const char * const whole_args[] = { "--plugin-dir", doc_plugins, "--plugin=wordcount", input, NULL };
+  const char * const split_args[] = { "--plugin-dir", doc_plugins, "--plugin=wordcount",
+                                      "--read-size=1", "--flush-bytes=3", input, NULL };
+  g_autoptr (HostRun) whole_run = run_host (fixture, NULL, whole_args);
+  g_autoptr (HostRun) split_run = run_host (fixture, NULL, split_args);
+  const char *expected = "request chatcmpl-example-multibyte: 10 words\n";
+
+  /* The example text has ten words, whether it arrives in one flush or
+   * in pieces of three bytes that split most words. */
+  g_assert_cmpint (whole_run->exit_status, ==, 0);
+  g_assert_true (g_str_has_suffix (whole_run->err, expected));
+
+  g_assert_cmpint (split_run->exit_status, ==, 0);
+  g_assert_true (g_str_has_suffix (split_run->err, expected));
+}
+
 /* Console rendering. */
 
 static void
@@ -1390,6 +1414,7 @@ main (int    argc,
   ADD ("config/default-bad-value", test_config_default_bad_value);
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
   ADD ("config/recorder-unwritable-path", test_recorder_unwritable_path);
+  ADD ("doc-plugin/wordcount-split-words", test_doc_wordcount_split_words);
   ADD ("console/marks", test_console_marks);
   ADD ("console/failed-mark", test_console_failed_mark);
   ADD ("console/choices", test_console_choices);
