@@ -30,6 +30,9 @@ typedef struct
   gboolean first_cancel_accepted;
 
   gboolean closed;
+  gboolean unloaded;
+  gboolean unload_ok;
+  guint n_unload_callbacks;
   gboolean timed_out;
 } Fixture;
 
@@ -424,6 +427,60 @@ test_blocker (Fixture       *fixture,
   g_assert_cmpuint (fixture->n_bystander_starts, ==, 3);
 }
 
+static void
+on_unloaded (GObject      *source,
+             GAsyncResult *result,
+             gpointer      data)
+{
+  Fixture *fixture = data;
+  g_autoptr(GError) error = NULL;
+
+  fixture->n_unload_callbacks++;
+  fixture->unload_ok = jarvis_bus_unload_plugin_finish (JARVIS_BUS (source), result, &error);
+  g_assert_no_error (error);
+  fixture->unloaded = TRUE;
+}
+
+/* Unloading a plugin whose thread blocks past the deadline detaches its
+ * call, keeps the module mapped, and lets the request go on without it. */
+static void
+test_blocker_unloaded (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_auto(GStrv) names = NULL;
+
+  reliability_log_allow ("jarvis: *hostile_blocker*");
+  load (fixture, "hostile_blocker");
+
+  emit (fixture, JARVIS_EVENT_STREAM_START, "r0", "s0", NULL);
+  emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r0", "s0", "before unload ");
+  drain (fixture);
+  g_assert_cmpuint (jarvis_bus_get_n_invocations (fixture->bus), >=, 1);
+
+  jarvis_bus_unload_plugin (fixture->bus, "hostile_blocker", NULL, on_unloaded, fixture);
+  run_until (fixture, &fixture->unloaded);
+
+  g_assert_cmpuint (fixture->n_unload_callbacks, ==, 1);
+  g_assert_true (fixture->unload_ok);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_TASKS_DETACHED), ==, 1);
+  g_assert_cmpuint (reliability_log_count (G_LOG_LEVEL_WARNING,
+                                           "*plugin_unload_detached plugin=hostile_blocker count=1*module stays loaded*"), ==, 1);
+
+  /* Shutdown woke the blocked thread, whose return came after the detach. */
+  g_assert_cmpuint (reliability_log_count (G_LOG_LEVEL_MESSAGE, "*returning after blocking*"), ==, 1);
+
+  names = jarvis_bus_list_plugins (fixture->bus);
+  g_assert_false (g_strv_contains ((const char * const *) names, "hostile_blocker"));
+  g_assert_true (g_strv_contains ((const char * const *) names, "bystander"));
+
+  emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r0", "s0", "after unload");
+  emit (fixture, JARVIS_EVENT_STREAM_END, "r0", "s0", NULL);
+  run_until_completed (fixture, 1);
+
+  g_assert_cmpstr (reliability_checker_get_outcome (fixture->checker, "r0"), ==, "completed");
+  g_assert_cmpuint (fixture->n_bystander_deltas, ==, 2);
+}
+
 /* Emits from inside `cancelled` are queued; the delta for the request in
  * cleanup is dropped and counted, the note for another id is dispatched. */
 static void
@@ -657,6 +714,7 @@ main (int   argc,
 
   ADD_TEST ("double-return", test_double_return);
   ADD_TEST ("blocker-detached", test_blocker);
+  ADD_TEST ("blocker-unloaded-mid-stream", test_blocker_unloaded);
   ADD_TEST ("emit-from-cancelled", test_emit_from_cancelled);
   ADD_TEST ("self-cancel-unsubscribe", test_self_cancel);
   ADD_TEST ("reentrant-cleanup", test_reentrant_cleanup);
