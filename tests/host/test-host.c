@@ -949,6 +949,55 @@ test_doc_wordcount_split_words (Fixture       *fixture,
   g_assert_true (g_str_has_suffix (split_run->err, expected));
 }
 
+/* The recorder lines shown in docs/host.md must be real: each one is a
+ * line of the recording of the command that the page names. */
+static void
+test_doc_recorder_example (Fixture       *fixture,
+                           gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("supersede.events");
+  g_autofree char *page_path = g_test_build_filename (G_TEST_DIST, "..", "docs", "host.md", NULL);
+  g_autofree char *recording = fixture_path (fixture, "rec.jsonl");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  const char * const args[] = { "--plugin=recorder", "--option", path_option, input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autofree char *page = read_file (page_path);
+  g_autofree char *recorded = NULL;
+  g_auto (GStrv) recorded_lines = NULL;
+  g_autofree char *block_text = NULL;
+  g_auto (GStrv) block = NULL;
+  const char *section;
+  const char *start;
+  const char *end;
+  guint n_checked = 0;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  recorded = read_file (recording);
+  recorded_lines = g_strsplit (recorded, "\n", -1);
+
+  section = strstr (page, "### recorder\n");
+  g_assert_nonnull (section);
+  start = strstr (section, "```json\n");
+  g_assert_nonnull (start);
+  start += strlen ("```json\n");
+  end = strstr (start, "```\n");
+  g_assert_nonnull (end);
+
+  block_text = g_strndup (start, end - start);
+  block = g_strsplit (block_text, "\n", -1);
+  for (guint i = 0; block[i] != NULL; i++)
+    {
+      if (*block[i] == '\0')
+        continue;
+
+      g_test_message ("documented line: %s", block[i]);
+      g_assert_true (g_strv_contains ((const char * const *) recorded_lines, block[i]));
+      n_checked++;
+    }
+
+  g_assert_cmpuint (n_checked, ==, 4);
+}
+
 /* Console rendering. */
 
 static void
@@ -1415,6 +1464,7 @@ main (int    argc,
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
   ADD ("config/recorder-unwritable-path", test_recorder_unwritable_path);
   ADD ("doc-plugin/wordcount-split-words", test_doc_wordcount_split_words);
+  ADD ("doc/recorder-example", test_doc_recorder_example);
   ADD ("console/marks", test_console_marks);
   ADD ("console/failed-mark", test_console_failed_mark);
   ADD ("console/choices", test_console_choices);
