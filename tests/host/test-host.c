@@ -910,6 +910,45 @@ test_plugin_option_errors (Fixture       *fixture,
   g_assert_nonnull (strstr (recorder_run->err, "'path'"));
 }
 
+/* Only a plugin that was explicitly requested makes startup fail, and it
+ * does so before any input is read. A plugin that fails at run time lets
+ * the run finish. */
+static void
+test_plugin_failure_rule (Fixture       *fixture,
+                          gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("supersede.events");
+  const char * const init_args[] = { "--plugin=console", "--plugin=recorder", input, NULL };
+  const char * const missing_args[] = { "--plugin=console", "--plugin=nosuch", input, NULL };
+  const char * const runtime_args[] = { "--plugin=console", "--plugin=recorder",
+                                        "--option=recorder.path=/dev/full", input, NULL };
+  g_autoptr (HostRun) init_run = run_host (fixture, NULL, init_args);
+  g_autoptr (HostRun) missing_run = run_host (fixture, NULL, missing_args);
+  g_autoptr (HostRun) runtime_run = NULL;
+
+  /* The console did load, but it never sees an event. */
+  g_assert_cmpint (init_run->exit_status, ==, 1);
+  g_assert_cmpstr (init_run->out, ==, "");
+  g_assert_nonnull (strstr (init_run->err, "Could not load the plugin 'recorder'"));
+
+  g_assert_cmpint (missing_run->exit_status, ==, 1);
+  g_assert_cmpstr (missing_run->out, ==, "");
+  g_assert_nonnull (strstr (missing_run->err, "Could not load the plugin 'nosuch'"));
+
+  if (!g_file_test ("/dev/full", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("/dev/full is missing, so no write can fail at run time");
+      return;
+    }
+
+  /* Every write to /dev/full fails, so each recorder call returns an error
+   * while the console still writes both answers. */
+  runtime_run = run_host (fixture, NULL, runtime_args);
+  g_assert_cmpint (runtime_run->exit_status, ==, 1);
+  g_assert_cmpstr (runtime_run->out, ==, FIRST_ANSWER_TEXT "\n" SECOND_ANSWER_TEXT "\n");
+  g_assert_nonnull (strstr (runtime_run->err, "callback_task_failed request_id=answer-2 plugin=recorder"));
+}
+
 static void
 test_recorder_unwritable_path (Fixture       *fixture,
                                gconstpointer  user_data)
@@ -1463,6 +1502,7 @@ main (int    argc,
   ADD ("config/default-bad-value", test_config_default_bad_value);
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
   ADD ("config/recorder-unwritable-path", test_recorder_unwritable_path);
+  ADD ("plugin/failure-rule", test_plugin_failure_rule);
   ADD ("doc-plugin/wordcount-split-words", test_doc_wordcount_split_words);
   ADD ("doc/recorder-example", test_doc_recorder_example);
   ADD ("console/marks", test_console_marks);
