@@ -141,7 +141,11 @@ remember_finished (JarvisBus  *bus,
     return;
 
   if (bus->finished_order.length >= FINISHED_REQUESTS_KEPT)
-    g_hash_table_remove (bus->finished, g_queue_pop_head (&bus->finished_order));
+    {
+      g_autofree char *oldest = g_queue_pop_head (&bus->finished_order);
+
+      g_hash_table_remove (bus->finished, oldest);
+    }
 
   key = g_strdup (request_id);
   g_hash_table_insert (bus->finished, key, GINT_TO_POINTER (FALSE));
