@@ -851,8 +851,8 @@ test_config_wrong_types (Fixture       *fixture,
     }
 }
 
-/* A bad value in the default file names that file, which the user may
- * not know is read at all, and says how to fix it. */
+/* The error for a bad value in the default file names that file, which the
+ * user may not know is read at all, and tells how to fix it. */
 static void
 test_config_default_bad_value (Fixture       *fixture,
                                gconstpointer  user_data)
@@ -926,7 +926,7 @@ test_plugin_failure_rule (Fixture       *fixture,
   g_autoptr (HostRun) missing_run = run_host (fixture, NULL, missing_args);
   g_autoptr (HostRun) runtime_run = NULL;
 
-  /* The console did load, but it never sees an event. */
+  /* The console did load, but no event reaches it. */
   g_assert_cmpint (init_run->exit_status, ==, 1);
   g_assert_cmpstr (init_run->out, ==, "");
   g_assert_nonnull (strstr (init_run->err, "Could not load the plugin 'recorder'"));
@@ -942,7 +942,7 @@ test_plugin_failure_rule (Fixture       *fixture,
     }
 
   /* Every write to /dev/full fails, so each recorder call returns an error
-   * while the console still writes both answers. */
+   * while the console still writes the text of both requests. */
   runtime_run = run_host (fixture, NULL, runtime_args);
   g_assert_cmpint (runtime_run->exit_status, ==, 1);
   g_assert_cmpstr (runtime_run->out, ==, FIRST_ANSWER_TEXT "\n" SECOND_ANSWER_TEXT "\n");
