@@ -7,11 +7,11 @@ G_BEGIN_DECLS
 /* How the workload's async handlers behave. */
 typedef enum
 {
-  /* Queue the call and return it from one idle source per handler, so a
-   * burst of calls costs one dispatch. */
+  /* Queue the call and return it from one idle source that all async
+   * handlers of the bus share, so a burst of calls costs one dispatch. */
   BENCH_ASYNC_RETURN_FROM_IDLE,
   /* Keep the call until its cancellable fires, then return it from the
-   * handler's idle source. */
+   * shared idle source. */
   BENCH_ASYNC_RETURN_WHEN_CANCELLED,
   /* Keep the call until the workload calls BenchSide.return_held(). */
   BENCH_ASYNC_HOLD,

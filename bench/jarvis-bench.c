@@ -94,7 +94,7 @@ add_number_or_null (JsonBuilder *builder,
 }
 
 /* Prints the result as one JSON line. The ratio is oriented so that a value
- * above 1 means jarvis-events did better; it is null when a side did not
+ * above 1 means jarvis-events did better. It is null when a side did not
  * run. */
 void
 bench_result_print (BenchResult *result)
@@ -318,7 +318,7 @@ main (int   argc,
 
       if (workload == NULL)
         {
-          g_printerr ("jarvis-bench: unknown workload \"%s\": use std, sync, cleanup, memory, threads or host\n",
+          g_printerr ("jarvis-bench: invalid workload \"%s\": use std, sync, cleanup, memory, threads or host\n",
                       workload_names[i]);
           return 2;
         }
