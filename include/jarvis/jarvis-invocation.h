@@ -20,7 +20,12 @@ G_BEGIN_DECLS
  * and passes it to the handler. The handler owns the duty to return it
  * exactly once, with jarvis_invocation_return() or
  * jarvis_invocation_return_error(), from any thread. The pointer stays valid
- * until that return; the handler must not touch it afterwards.
+ * until that return, and the handler must not touch it afterwards.
+ *
+ * A second return that reaches the bus before the first one was processed
+ * is reported as a critical and ignored. Once the bus has processed a
+ * return (in its context, soon after), the invocation is freed. A return
+ * after that is a use after free, which the bus cannot detect.
  *
  * When the request is cancelled, superseded or closed, the invocation's
  * #GCancellable is cancelled. The handler must then stop its work and
