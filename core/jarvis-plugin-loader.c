@@ -8,11 +8,8 @@
 
 #include "jarvis-bus-private.h"
 #include "jarvis-plugin-loader-private.h"
+#include "jarvis-plugin-private.h"
 #include "jarvis-trust-private.h"
-
-/* The fields the loader reads end where the reserved slots begin. A
- * descriptor from an older build of the same ABI may stop there. */
-#define MIN_INFO_SIZE ((guint32) G_STRUCT_OFFSET (JarvisPluginInfo, reserved))
 
 #define GET_INFO_SYMBOL "jarvis_plugin_get_info"
 
@@ -267,12 +264,12 @@ check_descriptor (const JarvisPluginInfo  *info,
       return FALSE;
     }
 
-  if (info->struct_size < MIN_INFO_SIZE || info->struct_size > sizeof (JarvisPluginInfo))
+  if (!_jarvis_plugin_info_size_is_valid (info->struct_size))
     {
       g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_ABI_MISMATCH,
                    "Plugin file “%s” has a descriptor of %u bytes, expected "
                    "between %u and %u bytes; rebuild it against jarvis-events %s",
-                   path, (guint) info->struct_size, (guint) MIN_INFO_SIZE,
+                   path, (guint) info->struct_size, (guint) _JARVIS_PLUGIN_INFO_MIN_SIZE,
                    (guint) sizeof (JarvisPluginInfo), PACKAGE_VERSION);
       return FALSE;
     }

@@ -31,6 +31,12 @@ JarvisPlugin *_jarvis_plugin_new (JarvisBus              *bus,
 
 void _jarvis_plugin_free (JarvisPlugin *plugin);
 
+/* The fields the library reads end where the reserved slots begin. A
+ * descriptor from an older build of the same ABI may stop there. */
+#define _JARVIS_PLUGIN_INFO_MIN_SIZE ((guint32) G_STRUCT_OFFSET (JarvisPluginInfo, reserved))
+
+gboolean _jarvis_plugin_info_size_is_valid (guint32 struct_size);
+
 gboolean _jarvis_plugin_info_check (const JarvisPluginInfo  *info,
                                     GError                 **error);
 

@@ -57,6 +57,15 @@ is_identifier (const char *name)
   return TRUE;
 }
 
+/* The one size rule of the loader and the bus: a descriptor must hold every
+ * field the library reads and may not claim more than this build defines. */
+gboolean
+_jarvis_plugin_info_size_is_valid (guint32 struct_size)
+{
+  return struct_size >= _JARVIS_PLUGIN_INFO_MIN_SIZE &&
+         struct_size <= sizeof (JarvisPluginInfo);
+}
+
 /* Checks what the bus relies on in a descriptor, whichever way it came. */
 gboolean
 _jarvis_plugin_info_check (const JarvisPluginInfo  *info,
@@ -71,12 +80,13 @@ _jarvis_plugin_info_check (const JarvisPluginInfo  *info,
       return FALSE;
     }
 
-  if (info->struct_size != sizeof (JarvisPluginInfo))
+  if (!_jarvis_plugin_info_size_is_valid (info->struct_size))
     {
       g_set_error (error, JARVIS_PLUGIN_ERROR, JARVIS_PLUGIN_ERROR_ABI_MISMATCH,
-                   "Plugin descriptor has size %u, but this library expects %zu; "
-                   "rebuild the plugin against jarvis-events %s",
-                   info->struct_size, sizeof (JarvisPluginInfo), PACKAGE_VERSION);
+                   "Plugin descriptor has size %u, but this library expects "
+                   "between %u and %u; rebuild the plugin against jarvis-events %s",
+                   info->struct_size, (guint) _JARVIS_PLUGIN_INFO_MIN_SIZE,
+                   (guint) sizeof (JarvisPluginInfo), PACKAGE_VERSION);
       return FALSE;
     }
 

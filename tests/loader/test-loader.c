@@ -239,6 +239,31 @@ test_reject_small_struct (LoaderFixture *fixture,
   assert_message_contains (error, expected);
 }
 
+/* The smallest size the loader accepts must register on the bus too: a
+ * plugin that the listing shows must also load. */
+static void
+test_load_smallest_struct (LoaderFixture *fixture,
+                           gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) entries = NULL;
+
+  loader_fixture_add_plugin (fixture, "old-size");
+
+  entries = jarvis_plugin_loader_list (fixture->loader);
+  g_assert_cmpuint (entries->len, ==, 1);
+  g_assert_cmpstr (jarvis_plugin_entry_get_name (g_ptr_array_index (entries, 0)), ==, "old_size");
+
+  g_assert_true (jarvis_plugin_loader_load (fixture->loader, fixture->bus, "old_size", &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (jarvis_bus_lookup_plugin (fixture->bus, "old_size"));
+
+  loader_fixture_emit (fixture, "test.ping", "s1");
+  loader_fixture_iterate_until_reports (fixture, 1);
+  g_assert_cmpuint (fixture->reports->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (fixture->reports, 0), ==, "old_size:test.ping:s1");
+}
+
 static void
 test_reject_bad_name (LoaderFixture *fixture,
                       gconstpointer  user_data)
@@ -648,6 +673,7 @@ main (int    argc,
   FIXTURE_TEST ("/jarvis/loader/list/entries", test_list_entries);
   FIXTURE_TEST ("/jarvis/loader/reject/wrong-abi", test_reject_wrong_abi);
   FIXTURE_TEST ("/jarvis/loader/reject/small-struct", test_reject_small_struct);
+  FIXTURE_TEST ("/jarvis/loader/load/smallest-struct", test_load_smallest_struct);
   FIXTURE_TEST ("/jarvis/loader/reject/bad-name", test_reject_bad_name);
   FIXTURE_TEST ("/jarvis/loader/reject/missing-descriptor", test_reject_missing_descriptor);
   FIXTURE_TEST ("/jarvis/loader/reject/unresolved-symbol", test_reject_unresolved_symbol);
