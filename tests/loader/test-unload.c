@@ -33,10 +33,12 @@ is_unloaded (gpointer data)
   return ((UnloadResult *) data)->done;
 }
 
-static void
-load_fixture (LoaderFixture *fixture,
-              const char    *file_name,
-              const char    *plugin_name)
+/* Copies the fixture plugin FILE_NAME into the search directory, loads
+ * it and returns the path of the copy. */
+static char *
+load_fixture_copy (LoaderFixture *fixture,
+                   const char    *file_name,
+                   const char    *plugin_name)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *path = loader_fixture_copy_plugin (fixture->plugin_dir, file_name, NULL);
@@ -44,6 +46,44 @@ load_fixture (LoaderFixture *fixture,
   g_assert_true (jarvis_plugin_loader_load_file (fixture->loader, fixture->bus, path, &error));
   g_assert_no_error (error);
   g_assert_nonnull (jarvis_bus_lookup_plugin (fixture->bus, plugin_name));
+
+  return g_steal_pointer (&path);
+}
+
+static void
+load_fixture (LoaderFixture *fixture,
+              const char    *file_name,
+              const char    *plugin_name)
+{
+  g_free (load_fixture_copy (fixture, file_name, plugin_name));
+}
+
+/* Returns whether the file at @path is mapped into this process. Each
+ * test copies its plugins into a fresh directory, so no other test's
+ * mapping has the same path. */
+static gboolean
+is_mapped (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *maps = NULL;
+  g_auto(GStrv) lines = NULL;
+  gsize path_length = strlen (path);
+
+  g_assert_true (g_file_get_contents ("/proc/self/maps", &maps, NULL, &error));
+  g_assert_no_error (error);
+
+  lines = g_strsplit (maps, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      gsize line_length = strlen (lines[i]);
+
+      if (line_length > path_length &&
+          lines[i][line_length - path_length - 1] == ' ' &&
+          g_str_has_suffix (lines[i], path))
+        return TRUE;
+    }
+
+  return FALSE;
 }
 
 static void
@@ -130,10 +170,12 @@ test_unload_never_returns (LoaderFixture *fixture,
                            gconstpointer  user_data)
 {
   UnloadResult unload = { 0 };
+  g_autofree char *path = NULL;
 
   jarvis_bus_set_drain_timeout (fixture->bus, 50);
   load_fixture (fixture, "good-sync", "good_sync");
-  load_fixture (fixture, "never-returns", "never_returns");
+  path = load_fixture_copy (fixture, "never-returns", "never_returns");
+  g_assert_true (is_mapped (path));
 
   loader_fixture_emit (fixture, JARVIS_EVENT_STREAM_START, "r1");
   emit_delta (fixture, "r1", "one");
@@ -152,6 +194,7 @@ test_unload_never_returns (LoaderFixture *fixture,
   g_assert_no_error (unload.error);
   g_assert_true (unload.result);
   loader_test_assert_one_warning ("plugin=never_returns", "count=2", NULL);
+  g_assert_true (is_mapped (path));
 
   emit_delta (fixture, "r1", "three");
   end_and_wait (fixture, "r1");
@@ -232,20 +275,23 @@ test_close_unloads_all (LoaderFixture *fixture,
   g_assert_null (jarvis_bus_lookup_plugin (fixture->bus, "good_sync"));
 }
 
-/* A plugin file can be loaded again after its unload closed the module. */
+/* A clean unload closes the module, so the file is unmapped, and the file
+ * can be loaded again. */
 static void
 test_reload_after_unload (LoaderFixture *fixture,
                           gconstpointer  user_data)
 {
   g_autoptr(GError) error = NULL;
   UnloadResult unload = { 0 };
+  g_autofree char *path = load_fixture_copy (fixture, "good-sync", "good_sync");
 
-  load_fixture (fixture, "good-sync", "good_sync");
+  g_assert_true (is_mapped (path));
 
   jarvis_bus_unload_plugin (fixture->bus, "good_sync", NULL, on_unloaded, &unload);
   loader_fixture_iterate_until (fixture, is_unloaded, &unload);
   g_assert_no_error (unload.error);
   g_assert_true (unload.result);
+  g_assert_false (is_mapped (path));
 
   g_assert_true (jarvis_plugin_loader_load (fixture->loader, fixture->bus, "good_sync", &error));
   g_assert_no_error (error);
