@@ -12,6 +12,10 @@
 #define DEFAULT_HISTORY 512
 #define DEFAULT_HISTORY_REQUESTS 64
 #define DEFAULT_CLIENT_QUEUE 256
+/* Shorter than the bus's default end grace of 2 s, so that a client that
+ * stopped reading is dropped before the grace cancels its request's
+ * writes. */
+#define DEFAULT_WRITE_TIMEOUT_MS 1000
 
 typedef struct
 {
@@ -229,7 +233,9 @@ relay_init (JarvisPlugin  *plugin,
       !read_count_option (plugin, "history-requests", DEFAULT_HISTORY_REQUESTS, 1,
                           &options.history_requests, error) ||
       !read_count_option (plugin, "client-queue", DEFAULT_CLIENT_QUEUE, 1,
-                          &options.client_queue, error))
+                          &options.client_queue, error) ||
+      !read_count_option (plugin, "write-timeout", DEFAULT_WRITE_TIMEOUT_MS, 1,
+                          &options.write_timeout_ms, error))
     return FALSE;
 
   relay = g_new0 (Relay, 1);

@@ -54,6 +54,7 @@ typedef struct
   gboolean writing;           /* a chunk is appended and not yet written */
   gboolean closed;            /* dropped by us or gone */
   GSource *hangup_watch;      /* owned, nullable: detects that the peer closed */
+  GSource *write_deadline;    /* owned, nullable: drops the client if a chunk stays unwritten */
   gulong wrote_chunk_id;
   gulong finished_id;
 } RelayClient;
@@ -64,6 +65,7 @@ struct _RelayServer
   SoupServer *soup_server;    /* owned */
   char *token;                /* owned, nullable */
   guint client_queue;
+  guint write_timeout_ms;
   RelayHistory *history;      /* owned */
   GList *clients;             /* owned RelayClient pointers */
   guint64 next_client_id;
@@ -137,6 +139,31 @@ unpause_client (RelayClient *client)
   g_main_context_pop_thread_default (client->server->context);
 }
 
+static gboolean on_write_deadline (gpointer user_data);
+
+static void
+clear_write_deadline (RelayClient *client)
+{
+  if (client->write_deadline == NULL)
+    return;
+
+  g_source_destroy (client->write_deadline);
+  g_clear_pointer (&client->write_deadline, g_source_unref);
+}
+
+/* A peer that reads nothing keeps a chunk unwritten while its queue stays
+ * under the bound, and every handler call waiting for that chunk would
+ * hold its request until the end grace cancels it. The deadline, shorter
+ * than the grace, drops such a client instead. */
+static void
+start_write_deadline (RelayClient *client)
+{
+  clear_write_deadline (client);
+  client->write_deadline = g_timeout_source_new (client->server->write_timeout_ms);
+  g_source_set_callback (client->write_deadline, on_write_deadline, client, NULL);
+  g_source_attach (client->write_deadline, client->server->context);
+}
+
 static void
 append_chunk (RelayClient *client,
               GBytes      *chunk)
@@ -145,6 +172,7 @@ append_chunk (RelayClient *client,
 
   soup_message_body_append_bytes (body, chunk);
   client->writing = TRUE;
+  start_write_deadline (client);
   unpause_client (client);
 }
 
@@ -194,6 +222,7 @@ static void
 client_free (RelayClient *client)
 {
   clear_hangup_watch (client);
+  clear_write_deadline (client);
   g_clear_signal_handler (&client->wrote_chunk_id, client->message);
   g_clear_signal_handler (&client->finished_id, client->message);
   g_clear_object (&client->message);
@@ -210,6 +239,7 @@ close_client (RelayClient *client)
 
   client->closed = TRUE;
   clear_hangup_watch (client);
+  clear_write_deadline (client);
   release_client_writes (client);
 }
 
@@ -220,6 +250,7 @@ on_wrote_chunk (SoupServerMessage *message,
   RelayClient *client = user_data;
 
   client->writing = FALSE;
+  clear_write_deadline (client);
   if (client->in_flight != NULL)
     release_write (g_steal_pointer (&client->in_flight));
 
@@ -305,6 +336,23 @@ drop_slow_client (RelayClient *client)
 
   close_client (client);
   end_message (client->server, message);
+}
+
+static gboolean
+on_write_deadline (gpointer user_data)
+{
+  RelayClient *client = user_data;
+  SoupServerMessage *message = client->message;
+
+  g_clear_pointer (&client->write_deadline, g_source_unref);
+  g_warning ("relay_client_dropped client=%" G_GUINT64_FORMAT " reason=stalled queued=%u "
+             "write_timeout_ms=%u; the client read nothing of its event stream for that long",
+             client->id, g_queue_get_length (&client->queue), client->server->write_timeout_ms);
+
+  close_client (client);
+  end_message (client->server, message);
+
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -643,10 +691,12 @@ relay_server_new (GMainContext              *context,
   g_assert (options->history_frames >= 2);
   g_assert (options->history_requests >= 1);
   g_assert (options->client_queue >= 1);
+  g_assert (options->write_timeout_ms >= 1);
 
   use_resource ();
   server->context = g_main_context_ref (context);
   server->client_queue = options->client_queue;
+  server->write_timeout_ms = options->write_timeout_ms;
   server->history = relay_history_new (options->history_frames, options->history_requests);
   if (options->token != NULL && *options->token != '\0')
     server->token = g_strdup (options->token);

@@ -20,6 +20,7 @@ typedef struct
   guint history_frames;    /* frames kept per request, 2 or more */
   guint history_requests;  /* requests kept in the history, 1 or more */
   guint client_queue;      /* frames a client may have waiting, 1 or more */
+  guint write_timeout_ms;  /* how long one chunk may stay unwritten, 1 or more */
 } RelayServerOptions;
 
 /* One frame on its way to every client connected when it was published.

@@ -781,7 +781,9 @@ static void
 test_slow_client_dropped (Fixture       *fixture,
                           gconstpointer  user_data)
 {
-  const char *options[] = { "client-queue=4", NULL };
+  /* The long write timeout leaves the queue bound to drop the client,
+   * even under valgrind. */
+  const char *options[] = { "client-queue=4", "write-timeout=600000", NULL };
   g_autoptr(GError) error = NULL;
   g_autoptr(GSocketConnection) stalled = NULL;
   g_autoptr(SseClient) reader = NULL;
@@ -818,6 +820,69 @@ test_slow_client_dropped (Fixture       *fixture,
   g_assert_cmpuint (count_log_lines ("relay_client_dropped"), ==, 1);
   g_assert_cmpuint (count_log_lines ("relay_client_disconnected client=2"), ==, 0);
   g_assert_cmpuint (reader->frames->len, ==, n_deltas + 3);
+}
+
+/* A client that stops reading while its queue stays far under the bound
+ * must not hold the request until the end grace cancels its writes. */
+static void
+test_stalled_client_does_not_delay (Fixture       *fixture,
+                                    gconstpointer  user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) stalled = NULL;
+  g_autoptr(SseClient) reader = NULL;
+  g_autofree char *chunk = g_strnfill (64 * 1024, 'z');
+  g_autoptr(GString) emitted = g_string_new (NULL);
+  g_autofree char *shown = NULL;
+  JarvisEvent *complete;
+  guint64 cancelled = G_MAXUINT64;
+  guint n_deltas = 0;
+
+  /* Each 64 KiB delta is flushed at once as its own frame. */
+  jarvis_bus_set_flush_policy (fixture->bus, 60000, 64 * 1024);
+
+  /* The default queue bound (256) and write timeout. */
+  g_assert_true (load_relay (fixture, NULL, &error));
+  stalled = connect_stalled_client (fixture);
+  wait_for_clients (fixture, 1);
+  reader = sse_client_new (fixture, "", NULL);
+  wait_for_clients (fixture, 2);
+
+  /* Fills the socket buffers of the stalled client until a write stays
+   * pending once the loop is idle, well under the queue bound. */
+  emit (fixture, JARVIS_EVENT_STREAM_START, "r1", NULL);
+  do
+    {
+      g_assert_cmpuint (n_deltas, <, 128);
+      emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r1", chunk);
+      g_string_append (emitted, chunk);
+      n_deltas++;
+      while (g_main_context_pending (fixture->context))
+        g_main_context_iteration (fixture->context, FALSE);
+    }
+  while (jarvis_bus_get_n_invocations (fixture->bus) == 0);
+
+  emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r1", "tail");
+  g_string_append (emitted, "tail");
+  emit (fixture, JARVIS_EVENT_STREAM_END, "r1", NULL);
+  ITERATE_UNTIL (fixture, fixture->completes->len == 1 && find_frame (reader, "complete", "r1") != NULL);
+
+  /* Had the request waited for the end grace, its pending writes would
+   * have been cancelled. */
+  complete = g_ptr_array_index (fixture->completes, 0);
+  g_assert_cmpstr (jarvis_event_get_outcome (complete), ==, "completed");
+  g_assert_true (g_variant_lookup (jarvis_event_get_payload (complete), "tasks_cancelled", "t", &cancelled));
+  g_assert_cmpuint (cancelled, ==, 0);
+  g_assert_cmpuint (count_log_lines ("relay_write_cancelled"), ==, 0);
+  g_assert_cmpuint (count_log_lines ("relay_request_cut"), ==, 0);
+  g_assert_cmpuint (count_log_lines ("jarvis-relay warning relay_client_dropped client=1 reason=stalled"), ==, 1);
+  g_assert_cmpuint (count_log_lines ("relay_client_dropped"), ==, 1);
+
+  /* The reading client got every frame and the whole text. */
+  g_assert_cmpuint (reader->frames->len, ==, n_deltas + 3);
+  shown = dup_flushed_text (reader, "r1");
+  g_assert_cmpstr (shown, ==, emitted->str);
+  g_assert_cmpuint (count_log_lines ("relay_client_disconnected client=2"), ==, 0);
 }
 
 static void
@@ -863,7 +928,9 @@ static void
 test_supersede_cancels_writes (Fixture       *fixture,
                                gconstpointer  user_data)
 {
-  const char *options[] = { "client-queue=100000", NULL };
+  /* The stalled client must hold its writes until the supersede, so
+   * neither its queue bound nor its write timeout may drop it first. */
+  const char *options[] = { "client-queue=100000", "write-timeout=600000", NULL };
   g_autoptr(GError) error = NULL;
   g_autoptr(GSocketConnection) stalled = NULL;
   g_autoptr(SseClient) reader = NULL;
@@ -952,6 +1019,7 @@ main (int   argc,
   ADD ("/relay/address/remote-needs-option", test_remote_address_needs_option);
   ADD ("/relay/address/invalid", test_invalid_address);
   ADD ("/relay/client/slow-dropped", test_slow_client_dropped);
+  ADD ("/relay/client/stalled-does-not-delay", test_stalled_client_does_not_delay);
   ADD ("/relay/client/disconnect-dropped", test_disconnected_client_dropped);
   ADD ("/relay/cancel/supersede-cancels-writes", test_supersede_cancels_writes);
 #undef ADD
