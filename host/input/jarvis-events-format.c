@@ -13,7 +13,9 @@
  * `type` and `request_id` are required strings. `session_id`, `trace_id`
  * and `text` are optional strings, `payload` an optional object and
  * `choice` an optional non-negative integer. Every other member is kept in
- * the payload, next to the members of `payload` itself.
+ * the payload, next to the members of `payload` itself. A line of type
+ * `agent.stream.flush` or `agent.stream.complete` is an input error,
+ * because only the bus emits those.
  */
 
 static const char *const known_members[] = {
@@ -123,6 +125,23 @@ add_member (GVariantDict  *payload,
   return TRUE;
 }
 
+/* Flush and complete events carry the bus's own account of a request: an
+ * input that sent them could fake text no delta carried or a second
+ * completion. */
+static gboolean
+check_not_bus_type (const char  *type,
+                    GError     **error)
+{
+  if (strcmp (type, JARVIS_EVENT_STREAM_FLUSH) != 0 &&
+      strcmp (type, JARVIS_EVENT_STREAM_COMPLETE) != 0)
+    return TRUE;
+
+  g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_INVALID_VALUE,
+               "type %s is emitted only by the bus, so the line was skipped",
+               type);
+  return FALSE;
+}
+
 /* Builds the payload from `payload` and the unknown members. Returns
  * NULL with @error unset when there is nothing to carry. */
 static GVariant *
@@ -200,6 +219,7 @@ jarvis_events_format_parse (JsonObject  *record,
   g_return_val_if_fail (record != NULL, NULL);
 
   if (!get_required_string (record, "type", &type, error) ||
+      !check_not_bus_type (type, error) ||
       !get_required_string (record, "request_id", &request_id, error) ||
       !get_optional_string (record, "session_id", &session_id, error) ||
       !get_optional_string (record, "trace_id", &trace_id, error) ||

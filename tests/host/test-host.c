@@ -608,6 +608,8 @@ test_bad_lines (Fixture       *fixture,
   g_autofree char *stats_path = fixture_path (fixture, "stats.json");
   g_autofree char *line2 = NULL;
   g_autofree char *line4 = NULL;
+  g_autofree char *line5 = NULL;
+  g_autofree char *line6 = NULL;
   const char * const args[] = { "--format=events", "--stats", stats_path, input, NULL };
   g_autoptr (HostRun) run = NULL;
   g_autoptr (JsonObject) stats = NULL;
@@ -617,6 +619,8 @@ test_bad_lines (Fixture       *fixture,
               "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"before \"\n"
               "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"after\"}\n"
               "{\"request_id\":\"r1\",\"text\":\"no type\"}\n"
+              "{\"type\":\"agent.stream.flush\",\"request_id\":\"r1\",\"text\":\"fake\"}\n"
+              "{\"type\":\"agent.stream.complete\",\"request_id\":\"r1\"}\n"
               "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n");
   run = run_host (fixture, NULL, args);
 
@@ -625,13 +629,21 @@ test_bad_lines (Fixture       *fixture,
 
   line2 = g_strdup_printf ("%s:2: ", input);
   line4 = g_strdup_printf ("%s:4: ", input);
+  line5 = g_strdup_printf ("%s:5: type agent.stream.flush is emitted only by the bus, so the line was skipped",
+                           input);
+  line6 = g_strdup_printf ("%s:6: type agent.stream.complete is emitted only by the bus, so the line was skipped",
+                           input);
   g_assert_nonnull (strstr (run->err, line2));
   g_assert_nonnull (strstr (run->err, line4));
+  g_assert_nonnull (strstr (run->err, line5));
+  g_assert_nonnull (strstr (run->err, line6));
 
+  /* The bus's own flush and completion are the only ones. */
   stats = read_stats (stats_path);
   assert_stats_invariants (stats);
-  g_assert_cmpint (json_object_get_int_member (stats, "input_errors"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (stats, "input_errors"), ==, 4);
   g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (stats, "bytes_in"), ==, strlen ("after"));
 }
 
 static void
