@@ -535,6 +535,11 @@ jarvis_plugin_loader_list (JarvisPluginLoader *loader)
  * @name. Files met before it that cannot be loaded or are not trusted are
  * skipped with a warning.
  *
+ * The search stops at that first file, so a later file that carries the
+ * same name is not reported here: only jarvis_plugin_loader_list() warns
+ * about such shadowed files. Looking for them on every search would load
+ * every later file and run its constructors.
+ *
  * Returns: (transfer full) (nullable): the plugin's entry, or %NULL with
  *   %JARVIS_PLUGIN_ERROR_NOT_FOUND
  *
@@ -663,7 +668,9 @@ load_checked (JarvisPluginLoader  *loader,
  * thread that iterates the bus's context.
  *
  * Failure concerns only this plugin: other plugins, loaded or not, are
- * left as they are.
+ * left as they are. A later file on the search path that carries the same
+ * name is neither loaded nor reported; jarvis_plugin_loader_list() reports
+ * it, see jarvis_plugin_loader_find().
  *
  * Returns: %TRUE if the plugin was loaded; %FALSE with an error in
  *   %JARVIS_PLUGIN_ERROR otherwise
