@@ -306,6 +306,17 @@ on_decoded (JarvisEvent *decoded_event,
       g_variant_lookup (jarvis_event_get_payload (decoded), "status", "i", &status);
       g_warning ("live_request_failed request_id=%s status=%d error=%s",
                  request->request_id, status, message);
+
+      /* The completion payload carries only the message, so the status
+       * goes into it too. */
+      if (status != 0)
+        {
+          g_auto(GVariantDict) payload = G_VARIANT_DICT_INIT (jarvis_event_get_payload (decoded));
+          g_autofree char *with_status = g_strdup_printf ("%s (status %d)", message, status);
+
+          g_variant_dict_insert (&payload, "message", "s", with_status);
+          jarvis_event_set_payload (event, g_variant_dict_end (&payload));
+        }
     }
 
   jarvis_bus_emit (run->bus, event);

@@ -860,6 +860,7 @@ test_in_band_error (Fixture       *fixture,
   complete = find_complete (fixture, "live-1");
   g_assert_cmpstr (jarvis_event_get_outcome (complete), ==, "failed");
   g_assert_nonnull (strstr (get_error (complete), "Rate limit reached"));
+  g_assert_nonnull (strstr (get_error (complete), "status 429"));
   g_assert_cmpuint (count_log_lines ("live_request_failed request_id=live-1 status=429"), ==, 1);
 }
 
