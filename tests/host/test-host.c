@@ -1215,14 +1215,24 @@ test_supersede_log_order (Fixture       *fixture,
   g_autofree char *input = example_path ("supersede.events");
   g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
   g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
   const char * const args[] = {
-    "-v", "--plugin=console", "--plugin=recorder", "--option", path_option, input, NULL
+    "-v", "--plugin=console", "--plugin=recorder", "--option", path_option,
+    "--stats", stats_path, input, NULL
   };
   g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (JsonObject) stats = NULL;
   g_auto (GStrv) lines = NULL;
   gssize cancelled, callbacks, complete, finished, created;
 
   g_assert_cmpint (run->exit_status, ==, 0);
+
+  /* The superseded request counts as cancelled. */
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_cancelled"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 1);
 
   /* Logs never reach stdout, which carries only the console's text. */
   g_assert_cmpstr (run->out, ==, FIRST_ANSWER_TEXT "\n" SECOND_ANSWER_TEXT "\n");
