@@ -598,6 +598,40 @@ test_several_inputs (Fixture       *fixture,
   g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 3);
 }
 
+/* Runs the host on an example, with @flush_option unless it is NULL, and
+ * returns the number of flushes. */
+static gint64
+count_flushes (Fixture    *fixture,
+               const char *flush_option)
+{
+  g_autofree char *input = example_path ("openai-multibyte.sse");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  const char * const args[] = { "--stats", stats_path, input, flush_option, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (JsonObject) stats = NULL;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_cmpstr (run->out, ==, OPENAI_EXAMPLE_TEXT "\n");
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+
+  return json_object_get_int_member (stats, "flushes");
+}
+
+static void
+test_flush_bytes_reach_bus (Fixture       *fixture,
+                            gconstpointer  user_data)
+{
+  gint64 default_flushes = count_flushes (fixture, NULL);
+  gint64 small_flushes = count_flushes (fixture, "--flush-bytes=3");
+
+  g_test_message ("flushes: %" G_GINT64_FORMAT " by default, %" G_GINT64_FORMAT " with 3 bytes",
+                  default_flushes, small_flushes);
+  g_assert_cmpint (default_flushes, >, 0);
+  g_assert_cmpint (small_flushes, >, default_flushes);
+}
+
 /* Input errors. */
 
 static void
@@ -1513,6 +1547,7 @@ main (int    argc,
   ADD ("format/events", test_format_events);
   ADD ("input/stdin", test_stdin);
   ADD ("input/several", test_several_inputs);
+  ADD ("input/flush-bytes", test_flush_bytes_reach_bus);
   ADD ("input/bad-lines", test_bad_lines);
   ADD ("input/line-too-long", test_line_too_long);
   ADD ("input/missing-file", test_missing_input);
