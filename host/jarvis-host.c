@@ -703,6 +703,24 @@ iterate_until_done (Host *host)
     g_main_context_iteration (host->context, TRUE);
 }
 
+/* Writes the --stats file, if one was requested. A run that stopped at
+ * startup writes one too, so that a script always finds the file. */
+static void
+write_stats (Host    *host,
+             guint64  input_errors)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (host->options.stats == NULL)
+    return;
+
+  if (!jarvis_host_stats_write (host->bus, input_errors, host->options.stats, &error))
+    {
+      g_printerr ("jarvis-host: %s\n", error->message);
+      host->failed = TRUE;
+    }
+}
+
 static int
 run (Host *host)
 {
@@ -731,6 +749,7 @@ run (Host *host)
       host->source_done = TRUE;
       begin_close (host);
       iterate_until_done (host);
+      write_stats (host, 0);
       return EXIT_FAILURE;
     }
 
@@ -746,12 +765,7 @@ run (Host *host)
   if (host->reader != NULL)
     input_errors = jarvis_host_reader_get_input_errors (host->reader);
 
-  if (host->options.stats != NULL &&
-      !jarvis_host_stats_write (host->bus, input_errors, host->options.stats, &error))
-    {
-      g_printerr ("jarvis-host: %s\n", error->message);
-      host->failed = TRUE;
-    }
+  write_stats (host, input_errors);
 
   if (host->interrupted)
     return EXIT_SUCCESS;

@@ -632,6 +632,30 @@ test_flush_bytes_reach_bus (Fixture       *fixture,
   g_assert_cmpint (small_flushes, >, default_flushes);
 }
 
+static void
+test_stats_on_startup_failure (Fixture       *fixture,
+                               gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("openai-multibyte.sse");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  const char * const args[] = { "--plugin=nosuch", "--stats", stats_path, input, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (JsonObject) stats = NULL;
+
+  g_assert_cmpint (run->exit_status, ==, 1);
+  g_assert_cmpstr (run->out, ==, "");
+  g_assert_true (g_file_test (stats_path, G_FILE_TEST_EXISTS));
+
+  /* Nothing was read, so every counter is zero. */
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  for (guint i = 0; i < G_N_ELEMENTS (stats_keys); i++)
+    {
+      g_test_message ("key %s", stats_keys[i]);
+      g_assert_cmpint (json_object_get_int_member (stats, stats_keys[i]), ==, 0);
+    }
+}
+
 /* Input errors. */
 
 static void
@@ -1560,6 +1584,7 @@ main (int    argc,
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
   ADD ("config/recorder-unwritable-path", test_recorder_unwritable_path);
   ADD ("plugin/failure-rule", test_plugin_failure_rule);
+  ADD ("stats/startup-failure", test_stats_on_startup_failure);
   ADD ("doc-plugin/wordcount-split-words", test_doc_wordcount_split_words);
   ADD ("doc/recorder-example", test_doc_recorder_example);
   ADD ("console/marks", test_console_marks);
