@@ -311,14 +311,18 @@ list_plugins (Host *host)
       return EXIT_SUCCESS;
     }
 
+  /* A descriptor may leave its version and description unset, and the
+   * columns must stay in place for scripts that split on tabs. */
   for (guint i = 0; i < entries->len; i++)
     {
       JarvisPluginEntry *entry = g_ptr_array_index (entries, i);
+      const char *version = jarvis_plugin_entry_get_version (entry);
+      const char *description = jarvis_plugin_entry_get_description (entry);
 
       g_print ("%s %s\t%s\t%s\n",
                jarvis_plugin_entry_get_name (entry),
-               jarvis_plugin_entry_get_version (entry),
-               jarvis_plugin_entry_get_description (entry),
+               version != NULL ? version : "-",
+               description != NULL ? description : "",
                jarvis_plugin_entry_get_path (entry));
     }
 

@@ -375,6 +375,20 @@ test_list_plugins (Fixture       *fixture,
   g_assert_nonnull (strstr (run->out, "recorder 0.1.0\t"));
 }
 
+static void
+test_list_plugins_unset_fields (Fixture       *fixture,
+                                gconstpointer  user_data)
+{
+  g_autofree char *own_plugins = g_test_build_filename (G_TEST_BUILT, "host", NULL);
+  const char * const args[] = { "--list-plugins", "--plugin-dir", own_plugins, NULL };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+
+  /* The bare plugin sets neither version nor description. */
+  g_assert_cmpint (run->exit_status, ==, 0);
+  g_assert_nonnull (strstr (run->out, "bare -\t\t"));
+  g_assert_null (strstr (run->out, "(null)"));
+}
+
 /* Without --plugin-dir the host searches only the default path, so the
  * test points that path at an empty directory. */
 static void
@@ -1562,6 +1576,7 @@ main (int    argc,
   ADD ("command-line/version", test_version);
   ADD ("command-line/help", test_help);
   ADD ("command-line/list-plugins", test_list_plugins);
+  ADD ("command-line/list-plugins-unset-fields", test_list_plugins_unset_fields);
   ADD ("command-line/list-plugins-none-found", test_list_plugins_none_found);
   ADD ("command-line/untrusted-warning", test_untrusted_warning);
   ADD ("command-line/usage-errors", test_usage_errors);
