@@ -670,6 +670,89 @@ test_stats_on_startup_failure (Fixture       *fixture,
     }
 }
 
+/* Plugins. */
+
+static void
+test_allow_untrusted_loads (Fixture       *fixture,
+                            gconstpointer  user_data)
+{
+  g_autofree char *source = g_test_build_filename (G_TEST_BUILT, "plugins",
+                                                   "jarvis-plugin-good-sync.so", NULL);
+  g_autofree char *plugins = fixture_path (fixture, "plugins");
+  g_autofree char *copy = g_build_filename (plugins, "jarvis-plugin-good-sync.so", NULL);
+  g_autofree char *input = fixture_path (fixture, "ping.events");
+  g_autofree char *contents = NULL;
+  g_autoptr (GError) error = NULL;
+  gsize length = 0;
+  const char * const strict_args[] = {
+    "--format=events", "--plugin-dir", plugins, "--plugin=good_sync", input, NULL
+  };
+  const char * const relaxed_args[] = {
+    "--format=events", "--plugin-dir", plugins, "--plugin=good_sync", "--allow-untrusted-plugins",
+    input, NULL
+  };
+  g_autoptr (HostRun) strict_run = NULL;
+  g_autoptr (HostRun) relaxed_run = NULL;
+
+  g_file_get_contents (source, &contents, &length, &error);
+  g_assert_no_error (error);
+  g_assert_no_errno (g_mkdir (plugins, 0700));
+  g_file_set_contents (copy, contents, length, &error);
+  g_assert_no_error (error);
+  g_assert_no_errno (g_chmod (copy, 0664));
+  write_file (input, "{\"type\":\"test.ping\",\"request_id\":\"r1\"}\n");
+
+  /* A plugin file that its group can write is refused by default. */
+  strict_run = run_host (fixture, NULL, strict_args);
+  g_assert_cmpint (strict_run->exit_status, ==, 1);
+  g_assert_nonnull (strstr (strict_run->err, copy));
+
+  relaxed_run = run_host (fixture, NULL, relaxed_args);
+  g_assert_cmpint (relaxed_run->exit_status, ==, 0);
+  g_assert_nonnull (strstr (relaxed_run->err, "warning: loading plugins without the owner and mode checks"));
+}
+
+static void
+test_default_plugin_missing (Fixture       *fixture,
+                             gconstpointer  user_data)
+{
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *host = host_path ();
+  g_autofree char *empty = fixture_path (fixture, "empty");
+  g_autofree char *data_home = fixture_path (fixture, "data");
+  g_autofree char *input = example_path ("openai-multibyte.sse");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr (JsonObject) stats = NULL;
+
+  g_assert_no_errno (g_mkdir (empty, 0700));
+
+  /* Only the empty directory is searched, so the default console plugin
+   * is missing. */
+  launcher = new_launcher (fixture, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "XDG_DATA_HOME", data_home, TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "JARVIS_PLUGIN_PATH");
+  process = g_subprocess_launcher_spawn (launcher, &error, host, "--plugin-dir", empty,
+                                         "--stats", stats_path, input, NULL);
+  g_assert_no_error (error);
+
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 1);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_nonnull (strstr (err, "console"));
+
+  /* The input was still read to its end. */
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (stats, "bytes_in"), ==, strlen (OPENAI_EXAMPLE_TEXT));
+}
+
 /* Input errors. */
 
 static void
@@ -824,6 +907,122 @@ test_request_and_session_ids (Fixture       *fixture,
   g_assert_cmpstr (json_object_get_string_member (first, "request_id"), ==, "my-request");
   g_assert_cmpstr (json_object_get_string_member (first, "session_id"), ==, "my-session");
   g_assert_cmpstr (recorded_outcome (given_records, "my-request"), ==, "completed");
+}
+
+static void
+test_stream_id_wins (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  g_autofree char *input = example_path ("openai-multibyte.sse");
+  g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  const char * const args[] = {
+    "--plugin=recorder", "--option", path_option, "--request-id=my-request", input, NULL
+  };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (GPtrArray) records = NULL;
+
+  /* The stream names its own request, so --request-id is not used. */
+  g_assert_cmpint (run->exit_status, ==, 0);
+  records = read_recording (recording);
+  for (guint i = 0; i < records->len; i++)
+    {
+      JsonObject *record = g_ptr_array_index (records, i);
+
+      g_assert_cmpstr (json_object_get_string_member (record, "request_id"), ==,
+                       "chatcmpl-example-multibyte");
+    }
+  g_assert_cmpstr (recorded_outcome (records, "chatcmpl-example-multibyte"), ==, "completed");
+}
+
+/* Returns a loopback port that nothing listens on: the port of a socket
+ * that was bound and closed again. */
+static guint16
+closed_port (void)
+{
+  g_autoptr (GSocket) socket = NULL;
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any_port = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+  g_autoptr (GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (socket, any_port, FALSE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  g_socket_close (socket, &error);
+  g_assert_no_error (error);
+
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+assert_file_lacks (const char *path,
+                   const char *secret)
+{
+  g_autofree char *contents = read_file (path);
+
+  g_assert_cmpstr (contents, !=, "");
+  g_assert_null (strstr (contents, secret));
+}
+
+/* Runs a live request that fails to connect, with the key from the
+ * environment or from a file, and checks the files the run writes. */
+static void
+test_api_key_not_written (Fixture       *fixture,
+                          gconstpointer  user_data)
+{
+  const char *secret = "sk-test-secret-5f1c";
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u/", closed_port ());
+  g_autofree char *url_option = g_strdup_printf ("--url=%s", url);
+  g_autofree char *key_file = fixture_path (fixture, "key");
+  g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  g_autofree char *host = host_path ();
+  g_autofree char *plugins = plugin_dir ();
+
+  write_file (key_file, secret);
+  g_assert_no_errno (g_chmod (key_file, 0600));
+
+  for (guint i = 0; i < 2; i++)
+    {
+      gboolean from_file = i == 1;
+      g_autoptr (GSubprocessLauncher) launcher = NULL;
+      g_autoptr (GSubprocess) process = NULL;
+      g_autoptr (GError) error = NULL;
+      g_autofree char *err = NULL;
+
+      g_test_message ("key from %s", from_file ? "--api-key-file" : "OPENAI_API_KEY");
+      launcher = new_launcher (fixture, G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+      if (!from_file)
+        g_subprocess_launcher_setenv (launcher, "OPENAI_API_KEY", secret, TRUE);
+      if (from_file)
+        process = g_subprocess_launcher_spawn (launcher, &error, host, "--plugin-dir", plugins,
+                                               url_option, "--prompt=hi", "--api-key-file", key_file,
+                                               "--plugin=recorder", "--option", path_option,
+                                               "--stats", stats_path, NULL);
+      else
+        process = g_subprocess_launcher_spawn (launcher, &error, host, "--plugin-dir", plugins,
+                                               url_option, "--prompt=hi",
+                                               "--plugin=recorder", "--option", path_option,
+                                               "--stats", stats_path, NULL);
+      g_assert_no_error (error);
+
+      g_subprocess_communicate_utf8 (process, NULL, NULL, NULL, &err, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_subprocess_get_if_exited (process));
+      g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 1);
+      g_assert_nonnull (strstr (err, url));
+      g_assert_null (strstr (err, secret));
+
+      assert_file_lacks (stats_path, secret);
+      assert_file_lacks (recording, secret);
+      g_assert_no_errno (g_unlink (stats_path));
+      g_assert_no_errno (g_unlink (recording));
+    }
 }
 
 /* Configuration. */
@@ -1587,6 +1786,7 @@ main (int    argc,
   ADD ("input/stdin", test_stdin);
   ADD ("input/several", test_several_inputs);
   ADD ("input/flush-bytes", test_flush_bytes_reach_bus);
+  ADD ("input/stream-id-wins", test_stream_id_wins);
   ADD ("input/bad-lines", test_bad_lines);
   ADD ("input/line-too-long", test_line_too_long);
   ADD ("input/missing-file", test_missing_input);
@@ -1599,7 +1799,10 @@ main (int    argc,
   ADD ("config/plugin-option-errors", test_plugin_option_errors);
   ADD ("config/recorder-unwritable-path", test_recorder_unwritable_path);
   ADD ("plugin/failure-rule", test_plugin_failure_rule);
+  ADD ("plugin/allow-untrusted", test_allow_untrusted_loads);
+  ADD ("plugin/default-missing", test_default_plugin_missing);
   ADD ("stats/startup-failure", test_stats_on_startup_failure);
+  ADD ("live/api-key-not-written", test_api_key_not_written);
   ADD ("doc-plugin/wordcount-split-words", test_doc_wordcount_split_words);
   ADD ("doc/recorder-example", test_doc_recorder_example);
   ADD ("console/marks", test_console_marks);
