@@ -171,4 +171,7 @@ void _jarvis_bus_unsubscribe (JarvisBus    *bus,
                               JarvisPlugin *plugin,
                               guint         subscription_id);
 
+gboolean _jarvis_bus_reject_bus_only_event (JarvisEvent *event,
+                                            const char  *function);
+
 G_END_DECLS

@@ -636,6 +636,26 @@ process_batch (GQueue   *batch,
   _jarvis_bus_leave (bus);
 }
 
+/* Flush and complete events carry text the bus coalesced and an outcome
+ * the bus decided. Taking them from outside would let a producer fake a
+ * second complete or flush text that no delta carried, so emitting one is
+ * API misuse. Returns whether @event was dropped. */
+gboolean
+_jarvis_bus_reject_bus_only_event (JarvisEvent *event,
+                                   const char  *function)
+{
+  if (!jarvis_event_has_type (event, JARVIS_EVENT_STREAM_FLUSH) &&
+      !jarvis_event_has_type (event, JARVIS_EVENT_STREAM_COMPLETE))
+    return FALSE;
+
+  g_critical ("%s: event type %s of request %s is emitted only by the bus, "
+              "so the event was dropped", function,
+              jarvis_event_get_event_type (event), jarvis_event_get_request_id (event));
+  jarvis_event_unref (event);
+
+  return TRUE;
+}
+
 /**
  * jarvis_bus_emit:
  * @bus: a bus
@@ -650,6 +670,12 @@ process_batch (GQueue   *batch,
  *
  * After close, events are dropped and counted as late.
  *
+ * Events of type %JARVIS_EVENT_STREAM_FLUSH and
+ * %JARVIS_EVENT_STREAM_COMPLETE are emitted only by the bus itself. Passing
+ * one here is API misuse: it logs a critical that names the type and the
+ * request id, and the event is dropped without being dispatched or counted
+ * in %JARVIS_COUNTER_EVENTS.
+ *
  * Since: 0.1
  */
 void
@@ -658,6 +684,9 @@ jarvis_bus_emit (JarvisBus   *bus,
 {
   g_return_if_fail (JARVIS_IS_BUS (bus));
   g_return_if_fail (event != NULL);
+
+  if (_jarvis_bus_reject_bus_only_event (event, G_STRFUNC))
+    return;
 
   _jarvis_event_seal (event);
 

@@ -210,6 +210,12 @@ jarvis_plugin_unsubscribe (JarvisPlugin *plugin,
  * Emits an event on the plugin's bus, like jarvis_bus_emit(). Safe from any
  * thread.
  *
+ * A plugin cannot emit events of type %JARVIS_EVENT_STREAM_FLUSH or
+ * %JARVIS_EVENT_STREAM_COMPLETE, which only the bus emits. Passing one is
+ * API misuse: it logs a critical that names the type and the request id,
+ * and the event is dropped without being dispatched or counted in
+ * %JARVIS_COUNTER_EVENTS.
+ *
  * Since: 0.1
  */
 void
@@ -218,6 +224,9 @@ jarvis_plugin_emit (JarvisPlugin *plugin,
 {
   g_return_if_fail (plugin != NULL);
   g_return_if_fail (event != NULL);
+
+  if (_jarvis_bus_reject_bus_only_event (event, G_STRFUNC))
+    return;
 
   jarvis_bus_emit (plugin->bus, event);
 }

@@ -1,5 +1,6 @@
 /* Dispatch: subscription order, patterns, unsubscribe and subscribe during
- * dispatch, and emits from handlers queued in FIFO order. */
+ * dispatch, emits from handlers queued in FIFO order, and the rejection of
+ * the event types that only the bus emits. */
 #include "core-fixture.h"
 
 #define ADD_TEST(path, func) \
@@ -282,6 +283,125 @@ test_dispatch_init_fails (CoreFixture   *fixture,
   g_assert_null (jarvis_bus_lookup_plugin (fixture->bus, "failing"));
 }
 
+static gboolean
+init_watcher (JarvisPlugin  *plugin,
+              GError       **error)
+{
+  jarvis_plugin_subscribe (plugin, "*", core_record_sync, "watcher", NULL);
+  return TRUE;
+}
+
+/* Emits a fake flush and a fake complete for each request that starts. */
+static void
+forge_on_start (JarvisEvent *event,
+                gpointer     user_data)
+{
+  JarvisPlugin *plugin = user_data;
+  const char *request_id = jarvis_event_get_request_id (event);
+
+  core_record_sync (event, "forger");
+  jarvis_plugin_emit (plugin, jarvis_test_event_new (JARVIS_EVENT_STREAM_FLUSH, request_id, NULL, "fake"));
+  jarvis_plugin_emit (plugin, jarvis_test_event_new (JARVIS_EVENT_STREAM_COMPLETE, request_id, NULL, NULL));
+}
+
+static gboolean
+init_forger (JarvisPlugin  *plugin,
+             GError       **error)
+{
+  jarvis_plugin_subscribe (plugin, JARVIS_EVENT_STREAM_START, forge_on_start, plugin, NULL);
+  return TRUE;
+}
+
+/* Checks, after the fake events were dropped, that nothing but the start
+ * was dispatched or counted and that each fake logged one critical. Then
+ * ends the request and checks that exactly one complete follows. */
+static void
+assert_fakes_dropped (CoreFixture        *fixture,
+                      const char         *function,
+                      const char * const *expected_calls)
+{
+  g_autofree char *flush_prefix = g_strdup_printf ("%s: event type agent.stream.flush of request r1", function);
+  g_autofree char *complete_prefix = g_strdup_printf ("%s: event type agent.stream.complete of request r1", function);
+
+  core_fixture_assert_calls (fixture, expected_calls);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_EVENTS), ==, 1);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_FLUSHES), ==, 0);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_BYTES_FLUSHED), ==, 0);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_LATE_EVENTS_DROPPED), ==, 0);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_REQUESTS_COMPLETED), ==, 0);
+  g_assert_cmpuint (jarvis_bus_get_n_active_requests (fixture->bus), ==, 1);
+  g_assert_cmpuint (fixture->completes->len, ==, 0);
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_CRITICAL, flush_prefix), ==, 1);
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_CRITICAL, complete_prefix), ==, 1);
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_CRITICAL, ""), ==, 2);
+
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_END, "r1", NULL, NULL);
+  jarvis_test_iterate_ready (fixture->context);
+  g_assert_cmpuint (fixture->completes->len, ==, 1);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_REQUESTS_COMPLETED), ==, 1);
+}
+
+/* Flush and complete come only from the bus. The subprocess keeps running
+ * after the critical, so that it can check what became of the events. */
+static void
+test_dispatch_bus_emit_bus_only_type (void)
+{
+  if (g_test_subprocess ())
+    {
+      const char * const expected[] = { "watcher:agent.stream.start:r1", NULL };
+      CoreFixture fixture = { 0 };
+
+      g_log_set_always_fatal (G_LOG_FATAL_MASK);
+      core_fixture_set_up (&fixture, NULL);
+      core_fixture_register (&fixture, "watcher", init_watcher);
+
+      core_fixture_emit (&fixture, JARVIS_EVENT_STREAM_START, "r1", NULL, NULL);
+      core_fixture_emit (&fixture, JARVIS_EVENT_STREAM_FLUSH, "r1", NULL, "fake");
+      core_fixture_emit (&fixture, JARVIS_EVENT_STREAM_COMPLETE, "r1", NULL, NULL);
+
+      assert_fakes_dropped (&fixture, "jarvis_bus_emit", expected);
+      core_fixture_tear_down (&fixture, NULL);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*CRITICAL*jarvis_bus_emit: event type agent.stream.flush of request r1 "
+                             "is emitted only by the bus*"
+                             "*CRITICAL*jarvis_bus_emit: event type agent.stream.complete of request r1 "
+                             "is emitted only by the bus*");
+}
+
+static void
+test_dispatch_plugin_emit_bus_only_type (void)
+{
+  if (g_test_subprocess ())
+    {
+      const char * const expected[] = {
+        "forger:agent.stream.start:r1", "watcher:agent.stream.start:r1", NULL
+      };
+      CoreFixture fixture = { 0 };
+
+      g_log_set_always_fatal (G_LOG_FATAL_MASK);
+      core_fixture_set_up (&fixture, NULL);
+      core_fixture_register (&fixture, "forger", init_forger);
+      core_fixture_register (&fixture, "watcher", init_watcher);
+
+      core_fixture_emit (&fixture, JARVIS_EVENT_STREAM_START, "r1", NULL, NULL);
+
+      assert_fakes_dropped (&fixture, "jarvis_plugin_emit", expected);
+      core_fixture_tear_down (&fixture, NULL);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*CRITICAL*jarvis_plugin_emit: event type agent.stream.flush of request r1 "
+                             "is emitted only by the bus*"
+                             "*CRITICAL*jarvis_plugin_emit: event type agent.stream.complete of request r1 "
+                             "is emitted only by the bus*");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -296,6 +416,8 @@ main (int   argc,
   ADD_TEST ("/jarvis/dispatch/register-errors", test_dispatch_register_errors);
   ADD_TEST ("/jarvis/dispatch/init-fails", test_dispatch_init_fails);
   g_test_add_func ("/jarvis/dispatch/invalid-pattern", test_dispatch_invalid_pattern);
+  g_test_add_func ("/jarvis/dispatch/bus-only-type/bus-emit", test_dispatch_bus_emit_bus_only_type);
+  g_test_add_func ("/jarvis/dispatch/bus-only-type/plugin-emit", test_dispatch_plugin_emit_bus_only_type);
 
   return g_test_run ();
 }
