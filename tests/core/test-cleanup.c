@@ -113,9 +113,20 @@ test_cleanup_end_waits (CoreFixture   *fixture,
   g_assert_cmpuint (fixture->held->len, ==, 2);
   g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "cleanup_flush_task"), ==, 0);
 
+  /* After the end, the request admits no new handler calls: two more
+   * deltas are dropped, counted, and logged once. */
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r1", NULL, "late");
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r1", NULL, "later");
+  g_assert_cmpuint (fixture->held->len, ==, 2);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_LATE_EVENTS_DROPPED), ==, 2);
+  g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG,
+                                           "late_event_dropped request_id=r1 event=agent.stream.delta"), ==, 1);
+
   core_fixture_return_held (fixture);
   g_assert_cmpuint (fixture->completes->len, ==, 1);
   g_assert_cmpstr (jarvis_event_get_outcome (g_ptr_array_index (fixture->completes, 0)), ==, "completed");
+  g_assert_cmpstr (fixture->flushed->str, ==, "x");
+  g_assert_cmpuint (core_complete_get (g_ptr_array_index (fixture->completes, 0), "late_events_dropped"), ==, 2);
   g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG, "cleanup_callback_tasks request_id=r1 count=0"), ==, 1);
   g_assert_cmpuint (jarvis_test_log_count (G_LOG_LEVEL_DEBUG,
                                            "stream_start request_id=r1 session=default trace= implicit=true"), ==, 1);
