@@ -10,6 +10,13 @@ void _jarvis_event_seal (JarvisEvent *event);
 
 gboolean _jarvis_event_is_sealed (JarvisEvent *event);
 
+/* Records which plugin emitted the event, so that warnings about it can
+ * name the plugin. Set before the event is queued. */
+void _jarvis_event_set_origin (JarvisEvent *event,
+                               const char  *plugin_name);
+
+const char *_jarvis_event_get_origin (JarvisEvent *event);
+
 /* Marks the event as counted and returns whether it already was. Events
  * that wait for their session pass through the router twice, but must be
  * counted once. Bus thread only. */

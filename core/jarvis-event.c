@@ -19,6 +19,7 @@ struct _JarvisEvent
   guint token_count;
   guint choice;
   gboolean counted;             /* bus thread only */
+  const char *origin;           /* interned plugin name, nullable */
 
   /* A payload built on its first read, which most complete events never
    * get. See _jarvis_event_set_payload_builder(). */
@@ -504,6 +505,19 @@ gboolean
 _jarvis_event_is_sealed (JarvisEvent *event)
 {
   return g_atomic_int_get (&event->sealed);
+}
+
+void
+_jarvis_event_set_origin (JarvisEvent *event,
+                          const char  *plugin_name)
+{
+  event->origin = g_intern_string (plugin_name);
+}
+
+const char *
+_jarvis_event_get_origin (JarvisEvent *event)
+{
+  return event->origin;
 }
 
 gboolean

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "jarvis-bus-private.h"
+#include "jarvis-event-private.h"
 #include "jarvis-plugin-private.h"
 
 JarvisPlugin *
@@ -228,6 +229,7 @@ jarvis_plugin_emit (JarvisPlugin *plugin,
   if (_jarvis_bus_reject_bus_only_event (event, G_STRFUNC))
     return;
 
+  _jarvis_event_set_origin (event, plugin->name);
   jarvis_bus_emit (plugin->bus, event);
 }
 

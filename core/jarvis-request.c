@@ -188,6 +188,15 @@ drop_late (JarvisBus     *bus,
   if (first)
     _jarvis_bus_debug (bus, request_id, "late_event_dropped request_id=%s event=%s",
                        request_id, jarvis_event_get_event_type (event));
+
+  /* Input can race a cancel, but a plugin that emits into a request it saw
+   * end (often from a cancelled callback) has a bug its author must see. */
+  if (_jarvis_event_get_origin (event) != NULL)
+    _jarvis_log_warning (request_id, _jarvis_event_get_origin (event),
+                         "plugin_late_emit plugin=%s request_id=%s event=%s: "
+                         "the request is already cleaned up, so the event was dropped",
+                         _jarvis_event_get_origin (event), request_id,
+                         jarvis_event_get_event_type (event));
 }
 
 static void

@@ -488,6 +488,7 @@ test_emit_from_cancelled (Fixture       *fixture,
                           gconstpointer  data)
 {
   load (fixture, "hostile_cancel_emitter");
+  reliability_log_allow ("jarvis: plugin_late_emit plugin=hostile_cancel_emitter *");
 
   emit (fixture, JARVIS_EVENT_STREAM_START, "r0", "s0", NULL);
   emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r0", "s0", "before cancel");
@@ -510,6 +511,12 @@ test_emit_from_cancelled (Fixture       *fixture,
 
   /* 3 + 4 events from the test, 2 deltas and 2 notes from the plugin. */
   g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_EVENTS), ==, 11);
+
+  /* Each dropped delta names the plugin that emitted it. */
+  g_assert_cmpuint (reliability_log_count (G_LOG_LEVEL_WARNING,
+                                           "jarvis: plugin_late_emit plugin=hostile_cancel_emitter request_id=r0 *"), ==, 1);
+  g_assert_cmpuint (reliability_log_count (G_LOG_LEVEL_WARNING,
+                                           "jarvis: plugin_late_emit plugin=hostile_cancel_emitter request_id=r1 *"), ==, 1);
 }
 
 /* Cancelling its own request and unsubscribing during dispatch. */
@@ -653,6 +660,7 @@ test_reentrant_cleanup (Fixture       *fixture,
 {
   load (fixture, "hostile_reentrant");
   register_plugin (fixture, &embedder_info);
+  reliability_log_allow ("jarvis: plugin_late_emit plugin=hostile_reentrant *");
 
   emit (fixture, JARVIS_EVENT_STREAM_START, "r0", "s0", NULL);
   emit (fixture, JARVIS_EVENT_STREAM_DELTA, "r0", "s0", "first ");
@@ -668,6 +676,8 @@ test_reentrant_cleanup (Fixture       *fixture,
   g_assert_cmpstr (reliability_checker_get_outcome (fixture->checker, "r1"), ==, "completed");
   g_assert_cmpuint (reliability_log_count (G_LOG_LEVEL_MESSAGE, "*cancelling again*"), ==, 2);
   g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_LATE_EVENTS_DROPPED), ==, 4);
+  g_assert_cmpuint (reliability_log_count (G_LOG_LEVEL_WARNING,
+                                           "jarvis: plugin_late_emit plugin=hostile_reentrant *"), ==, 4);
 
   /* Two calls from the delta handler, one from each `cancelled` callback.
    * The first one found r0 active; the cleanup still ran once. */
