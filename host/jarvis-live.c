@@ -685,9 +685,11 @@ on_request_completed (JarvisBus   *bus,
         run->first_failure = g_strdup (error);
     }
 
+  /* Send the next prompt first: releasing the last request may finish the
+   * run, and the run's callback may free it. */
   run->finishing = g_list_prepend (run->finishing, request);
-  release_if_idle (request);
   maybe_send (run);
+  release_if_idle (request);
 }
 
 static void
