@@ -59,8 +59,8 @@ void jarvis_decoder_set_request_id (JarvisDecoder *decoder,
 void jarvis_decoder_set_session_id (JarvisDecoder *decoder,
                                     const char    *session_id);
 
-/* Longest line or SSE event accepted, in bytes; longer ones are input
- * errors and are never buffered whole. */
+/* Sets the maximum length of a line or SSE event, in bytes. Longer ones
+ * are input errors and are never buffered whole. */
 void jarvis_decoder_set_max_line_length (JarvisDecoder *decoder,
                                          gsize          max_length);
 

@@ -47,12 +47,12 @@ G_BEGIN_DECLS
  * that logs a critical and changes nothing. Sealed events may be read and
  * ref'd from any thread.
  *
- * The payload of an %JARVIS_EVENT_STREAM_COMPLETE event is an `a{sv}` with
- * the keys `outcome` (s: "completed", "cancelled", "superseded" or
- * "failed"), `events`, `tokens`, `bytes_in`, `bytes_flushed`, `flushes`,
+ * The payload of an %JARVIS_EVENT_STREAM_COMPLETE event is an `a{sv}`. Its
+ * key `outcome` (s) is "completed", "cancelled", "superseded" or "failed".
+ * Its counters (all t) are `events`, `tokens`, `bytes_in`, `bytes_flushed`, `flushes`,
  * `tasks_created`, `tasks_completed`, `tasks_failed`, `tasks_cancelled`,
- * `tasks_detached`, `late_events_dropped` and `utf8_replacements` (all t),
- * and `error` (s) when the request failed.
+ * `tasks_detached`, `late_events_dropped` and `utf8_replacements`. A
+ * failed request also has `error` (s).
  *
  * A stream with several choices (`n > 1`) keeps one text buffer per choice
  * inside its request. Deltas and flushes carry the choice index, which is 0
