@@ -644,8 +644,7 @@ gboolean
 _jarvis_bus_reject_bus_only_event (JarvisEvent *event,
                                    const char  *function)
 {
-  if (!jarvis_event_has_type (event, JARVIS_EVENT_STREAM_FLUSH) &&
-      !jarvis_event_has_type (event, JARVIS_EVENT_STREAM_COMPLETE))
+  if (!_jarvis_event_is_bus_only (event))
     return FALSE;
 
   g_critical ("%s: event type %s of request %s is emitted only by the bus, "

@@ -17,6 +17,9 @@ void _jarvis_event_set_origin (JarvisEvent *event,
 
 const char *_jarvis_event_get_origin (JarvisEvent *event);
 
+/* Whether the event is a flush or a complete, which only the bus emits. */
+gboolean _jarvis_event_is_bus_only (JarvisEvent *event);
+
 /* Marks the event as counted and returns whether it already was. Events
  * that wait for their session pass through the router twice, but must be
  * counted once. Bus thread only. */

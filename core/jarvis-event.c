@@ -10,10 +10,10 @@ struct _JarvisEvent
   gint sealed;                  /* atomic; set once by the bus */
 
   const char *event_type;       /* interned */
-  char *request_id;             /* owned */
-  char *session_id;             /* owned, nullable */
-  char *trace_id;               /* owned, nullable */
-  char *text;                   /* owned, nullable, NUL-terminated */
+  char *request_id;             /* in storage */
+  char *session_id;             /* owned or in storage, nullable */
+  char *trace_id;               /* owned or in storage, nullable */
+  char *text;                   /* owned or in storage, nullable, NUL-terminated */
   gsize text_length;
   GVariant *payload;            /* owned, a{sv}, nullable; atomic once sealed */
   guint token_count;
@@ -27,7 +27,18 @@ struct _JarvisEvent
   gpointer builder_data;        /* owned through builder_data_free */
   GDestroyNotify builder_data_free;
   const char *outcome;          /* static string, nullable */
+
+  /* The strings live in the same block as the event when they fit, so
+   * that a typical delta costs one allocation instead of four. The
+   * request id comes first; the setters take the rest in order. */
+  gsize storage_size;
+  gsize storage_used;
+  char storage[];
 };
+
+/* Room kept after the request id for the session id and a token's text.
+ * Model tokens are rarely longer than a dozen bytes. */
+#define EVENT_SPARE_STORAGE 48
 
 G_DEFINE_BOXED_TYPE (JarvisEvent, jarvis_event, jarvis_event_ref, jarvis_event_unref)
 
@@ -39,6 +50,13 @@ static const char * const stream_suffixes[] = {
   "delta", "flush", "start", "end", "complete", "cancel", "error", "reasoning", "tool_call", "usage",
 };
 static const char *stream_types[G_N_ELEMENTS (stream_suffixes)];
+
+/* Indices into stream_suffixes of the types the bus itself looks at. */
+enum
+{
+  STREAM_FLUSH = 1,
+  STREAM_COMPLETE = 4,
+};
 
 /* Runs once. The bus also calls it from its class initialisation, so that
  * in practice it finishes before any producer thread exists. */
@@ -77,6 +95,79 @@ intern_event_type (const char *event_type)
   return g_intern_string (event_type);
 }
 
+static JarvisEvent *
+event_alloc (const char *interned_type,
+             const char *request_id,
+             gsize       spare)
+{
+  gsize id_size = strlen (request_id) + 1;
+  JarvisEvent *event;
+
+  /* Not g_malloc0(): glibc's calloc skips the per-thread cache that
+   * makes malloc and free of small blocks cheap. */
+  event = g_malloc (sizeof (JarvisEvent) + id_size + spare);
+  memset (event, 0, sizeof (JarvisEvent));
+  g_atomic_ref_count_init (&event->ref_count);
+  event->event_type = interned_type;
+  event->storage_size = id_size + spare;
+  event->storage_used = id_size;
+  event->request_id = memcpy (event->storage, request_id, id_size);
+
+  return event;
+}
+
+static gboolean
+is_in_storage (JarvisEvent *event,
+               const char  *string)
+{
+  return string >= event->storage && string < event->storage + event->storage_size;
+}
+
+static void
+release_string (JarvisEvent  *event,
+                char        **field)
+{
+  if (*field != NULL && !is_in_storage (event, *field))
+    g_free (*field);
+  *field = NULL;
+}
+
+/* Copies @length bytes of @string and a NUL into the event's own block
+ * when they fit, else into a new allocation. Space given out is never
+ * reused, so that a replaced string costs an allocation at worst. */
+static char *
+store_string (JarvisEvent *event,
+              const char  *string,
+              gsize        length)
+{
+  char *copy;
+
+  if (event->storage_size - event->storage_used > length)
+    {
+      copy = event->storage + event->storage_used;
+      event->storage_used += length + 1;
+    }
+  else
+    {
+      copy = g_malloc (length + 1);
+    }
+
+  memcpy (copy, string, length);
+  copy[length] = '\0';
+
+  return copy;
+}
+
+static void
+set_string (JarvisEvent  *event,
+            char        **field,
+            const char   *string)
+{
+  release_string (event, field);
+  if (string != NULL)
+    *field = store_string (event, string, strlen (string));
+}
+
 /**
  * jarvis_event_new:
  * @event_type: the event type, such as %JARVIS_EVENT_STREAM_DELTA
@@ -93,17 +184,10 @@ JarvisEvent *
 jarvis_event_new (const char *event_type,
                   const char *request_id)
 {
-  JarvisEvent *event;
-
   g_return_val_if_fail (event_type != NULL && *event_type != '\0', NULL);
   g_return_val_if_fail (request_id != NULL, NULL);
 
-  event = g_new0 (JarvisEvent, 1);
-  g_atomic_ref_count_init (&event->ref_count);
-  event->event_type = intern_event_type (event_type);
-  event->request_id = g_strdup (request_id);
-
-  return event;
+  return event_alloc (intern_event_type (event_type), request_id, EVENT_SPARE_STORAGE);
 }
 
 /**
@@ -144,10 +228,9 @@ jarvis_event_unref (JarvisEvent *event)
   if (!g_atomic_ref_count_dec (&event->ref_count))
     return;
 
-  g_free (event->request_id);
-  g_free (event->session_id);
-  g_free (event->trace_id);
-  g_free (event->text);
+  release_string (event, &event->session_id);
+  release_string (event, &event->trace_id);
+  release_string (event, &event->text);
   g_clear_pointer (&event->payload, g_variant_unref);
   if (event->builder_data_free != NULL)
     event->builder_data_free (event->builder_data);
@@ -188,7 +271,7 @@ jarvis_event_set_text (JarvisEvent *event,
   if (!check_mutable (event, G_STRFUNC))
     return;
 
-  g_clear_pointer (&event->text, g_free);
+  release_string (event, &event->text);
   event->text_length = 0;
 
   if (text == NULL)
@@ -197,9 +280,7 @@ jarvis_event_set_text (JarvisEvent *event,
   if (length < 0)
     length = strlen (text);
 
-  event->text = g_malloc (length + 1);
-  memcpy (event->text, text, length);
-  event->text[length] = '\0';
+  event->text = store_string (event, text, length);
   event->text_length = length;
 }
 
@@ -221,8 +302,7 @@ jarvis_event_set_session_id (JarvisEvent *event,
   if (!check_mutable (event, G_STRFUNC))
     return;
 
-  g_free (event->session_id);
-  event->session_id = g_strdup (session_id);
+  set_string (event, &event->session_id, session_id);
 }
 
 /**
@@ -243,8 +323,7 @@ jarvis_event_set_trace_id (JarvisEvent *event,
   if (!check_mutable (event, G_STRFUNC))
     return;
 
-  g_free (event->trace_id);
-  event->trace_id = g_strdup (trace_id);
+  set_string (event, &event->trace_id, trace_id);
 }
 
 /**
@@ -507,6 +586,17 @@ _jarvis_event_is_sealed (JarvisEvent *event)
   return g_atomic_int_get (&event->sealed);
 }
 
+/* Whether the event has a type that only the bus may emit. Types are
+ * interned, so comparing pointers is enough. */
+gboolean
+_jarvis_event_is_bus_only (JarvisEvent *event)
+{
+  _jarvis_event_init_types ();
+
+  return event->event_type == stream_types[STREAM_FLUSH] ||
+         event->event_type == stream_types[STREAM_COMPLETE];
+}
+
 void
 _jarvis_event_set_origin (JarvisEvent *event,
                           const char  *plugin_name)
@@ -539,14 +629,23 @@ _jarvis_event_new_flush (const char *request_id,
                          gsize       length,
                          guint       token_count)
 {
+  gsize session_size = session_id != NULL ? strlen (session_id) + 1 : 0;
+  gsize trace_size = trace_id != NULL ? strlen (trace_id) + 1 : 0;
   JarvisEvent *event;
 
-  event = jarvis_event_new (JARVIS_EVENT_STREAM_FLUSH, request_id);
-  event->session_id = g_strdup (session_id);
-  event->trace_id = g_strdup (trace_id);
+  _jarvis_event_init_types ();
+
+  /* One block sized for all of it: flushes carry up to the size bound. */
+  event = event_alloc (stream_types[STREAM_FLUSH], request_id, session_size + trace_size + length + 1);
+  set_string (event, &event->session_id, session_id);
+  set_string (event, &event->trace_id, trace_id);
   event->choice = choice;
   event->token_count = token_count;
-  jarvis_event_set_text (event, text, length);
+  if (text != NULL)
+    {
+      event->text = store_string (event, text, length);
+      event->text_length = length;
+    }
   _jarvis_event_seal (event);
 
   return event;

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "jarvis-alloc-private.h"
 #include "jarvis-flush-private.h"
 
 /* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
@@ -13,7 +14,7 @@ _jarvis_flush_buffer_new (guint choice)
 {
   JarvisFlushBuffer *buffer;
 
-  buffer = g_new0 (JarvisFlushBuffer, 1);
+  buffer = _jarvis_new0 (JarvisFlushBuffer);
   buffer->choice = choice;
   buffer->text = g_string_sized_new (64);
 

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "jarvis-alloc-private.h"
 #include "jarvis-invocation-private.h"
 #include "jarvis-log-private.h"
 #include "jarvis-queue-private.h"
@@ -167,7 +168,7 @@ _jarvis_invocation_new (JarvisCompletion *completion,
 {
   JarvisInvocation *invocation;
 
-  invocation = g_new0 (JarvisInvocation, 1);
+  invocation = _jarvis_new0 (JarvisInvocation);
   invocation->completion = completion;
   invocation->event = jarvis_event_ref (event);
   invocation->plugin = plugin;

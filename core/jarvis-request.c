@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "jarvis-alloc-private.h"
 #include "jarvis-event-private.h"
 #include "jarvis-request-private.h"
 
@@ -60,7 +61,7 @@ ensure_session (JarvisBus  *bus,
   if (session != NULL)
     return session;
 
-  session = g_new0 (JarvisSession, 1);
+  session = _jarvis_new0 (JarvisSession);
   session->session_id = g_strdup (session_id);
   g_queue_init (&session->waiting);
   g_hash_table_insert (bus->sessions, session->session_id, session);
@@ -93,7 +94,7 @@ request_new (JarvisBus   *bus,
 {
   JarvisRequest *request;
 
-  request = g_new0 (JarvisRequest, 1);
+  request = _jarvis_new0 (JarvisRequest);
   request->bus = bus;
   request->request_id = g_strdup (jarvis_event_get_request_id (event));
   request->session_id = g_strdup (jarvis_event_get_session_id (event));
@@ -867,7 +868,7 @@ emit_complete (JarvisRequest *request)
 
   _jarvis_bus_clear_source (&request->drain_source);
 
-  summary = g_new0 (CompleteSummary, 1);
+  summary = _jarvis_new0 (CompleteSummary);
   summary->outcome = request->outcome;
   memcpy (summary->counters, request->counters, sizeof summary->counters);
   summary->error_message = g_steal_pointer (&request->error_message);
