@@ -6,6 +6,7 @@
 #include "jarvis-invocation-private.h"
 #include "jarvis-log-private.h"
 #include "jarvis-queue-private.h"
+#include "jarvis-timer-set-private.h"
 
 G_BEGIN_DECLS
 
@@ -99,6 +100,7 @@ struct _JarvisBus
 
   GQueue deferred;              /* JarvisRequest * whose cleanup was requested re-entrantly */
   GSource *deferred_source;     /* owned */
+  JarvisTimerSet *flush_timers; /* owned; the flush timers of all requests */
 
   JarvisCloseStage close_stage;
   GPtrArray *close_tasks;       /* GTask *, owned */

@@ -225,6 +225,7 @@ jarvis_bus_new (GMainContext *context)
   bus->completion = _jarvis_completion_new (bus->context, invocation_returned, bus);
   bus->deferred_source = _jarvis_wake_source_new ("jarvis deferred cleanup", run_deferred, bus);
   g_source_attach (bus->deferred_source, bus->context);
+  bus->flush_timers = _jarvis_timer_set_new (bus->context, "jarvis flush timers");
 
   return bus;
 }
@@ -1475,6 +1476,7 @@ stop_sources (JarvisBus *bus)
   bus->counters[JARVIS_COUNTER_LATE_EVENTS_DROPPED] += dropped;
   _jarvis_bus_clear_source (&bus->deferred_source);
   _jarvis_bus_clear_source (&bus->close_source);
+  _jarvis_timer_set_stop (bus->flush_timers);
   _jarvis_completion_shutdown (bus->completion);
 }
 
@@ -1768,6 +1770,7 @@ jarvis_bus_finalize (GObject *object)
   g_clear_pointer (&bus->close_tasks, g_ptr_array_unref);
 
   _jarvis_queue_free (bus->queue);
+  _jarvis_timer_set_free (bus->flush_timers);
   _jarvis_completion_unref (bus->completion);
   g_clear_pointer (&bus->config, g_key_file_unref);
   g_main_context_unref (bus->context);

@@ -2,6 +2,7 @@
 
 #include "jarvis-bus-private.h"
 #include "jarvis-flush-private.h"
+#include "jarvis-timer-set-private.h"
 
 G_BEGIN_DECLS
 
@@ -31,7 +32,7 @@ struct _JarvisRequest
   JarvisFlushBuffer *buffer;    /* owned; choice 0, created on demand */
   GHashTable *choice_buffers;   /* owned, nullable; choice → JarvisFlushBuffer * for others */
 
-  GSource *flush_source;        /* owned; armed only while a buffer has text */
+  JarvisTimer flush_timer;      /* in bus->flush_timers; armed only while a buffer has text */
   GSource *grace_source;        /* owned; the end grace */
   GSource *drain_source;        /* owned; the drain deadline after cleanup */
   GCancellable *cancellable;    /* owned, nullable; see jarvis_bus_dup_request_cancellable() */

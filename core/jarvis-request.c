@@ -88,6 +88,8 @@ release_session (JarvisBus     *bus,
     g_hash_table_remove (bus->sessions, session->session_id);
 }
 
+static void flush_timer_fired (gpointer user_data);
+
 static JarvisRequest *
 request_new (JarvisBus   *bus,
              JarvisEvent *event)
@@ -102,6 +104,7 @@ request_new (JarvisBus   *bus,
   request->state = REQUEST_PENDING;
   g_queue_init (&request->scope.invocations);
   request->scope.request = request;
+  _jarvis_timer_init (&request->flush_timer, flush_timer_fired, request);
 
   g_hash_table_insert (bus->requests, request->request_id, request);
   bus->last_request = request;
@@ -119,7 +122,7 @@ _jarvis_request_free (JarvisRequest *request)
   if (bus->last_request == request)
     bus->last_request = NULL;
 
-  _jarvis_bus_clear_source (&request->flush_source);
+  _jarvis_timer_disarm (request->bus->flush_timers, &request->flush_timer);
   _jarvis_bus_clear_source (&request->grace_source);
   _jarvis_bus_clear_source (&request->drain_source);
   g_clear_pointer (&request->buffer, _jarvis_flush_buffer_free);
@@ -317,7 +320,6 @@ flush_buffer (JarvisRequest     *request,
   jarvis_event_unref (flush);
 }
 
-static gboolean flush_timer_fired (gpointer user_data);
 
 /* Arms the flush timer for the earliest buffer with text, or disarms it
  * when all are empty. */
@@ -347,31 +349,29 @@ update_flush_timer (JarvisRequest *request)
 
   if (due == G_MAXINT64)
     {
-      _jarvis_bus_clear_source (&request->flush_source);
+      _jarvis_timer_disarm (bus->flush_timers, &request->flush_timer);
       return;
     }
 
-  if (request->flush_source != NULL)
+  if (_jarvis_timer_is_armed (&request->flush_timer))
     {
-      if (g_source_get_ready_time (request->flush_source) > due)
-        g_source_set_ready_time (request->flush_source, due);
+      if (request->flush_timer.due_us > due)
+        _jarvis_timer_arm (bus->flush_timers, &request->flush_timer, due);
       return;
     }
 
-  request->flush_source = _jarvis_bus_add_timer (bus, "jarvis flush timer", due,
-                                                 flush_timer_fired, request);
+  _jarvis_timer_arm (bus->flush_timers, &request->flush_timer, due);
   _jarvis_bus_debug (bus, request->request_id, "flush_scheduled request_id=%s", request->request_id);
 }
 
-static gboolean
+/* The timer set disarmed the timer before calling this. */
+static void
 flush_timer_fired (gpointer user_data)
 {
   JarvisRequest *request = user_data;
   JarvisBus *bus = request->bus;
   g_autoptr(GPtrArray) buffers = NULL;
   gint64 now_us = g_get_monotonic_time ();
-
-  _jarvis_bus_clear_source (&request->flush_source);
 
   _jarvis_bus_enter (bus);
 
@@ -395,8 +395,6 @@ flush_timer_fired (gpointer user_data)
   update_flush_timer (request);
 
   _jarvis_bus_leave (bus);
-
-  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -427,7 +425,7 @@ append_delta (JarvisRequest *request,
   /* An armed timer means the interval has not passed, unless the loop is
    * late, and then the timer flushes next. Only the size bound is checked
    * here, which saves a clock read on most deltas. */
-  if (request->flush_source != NULL && request->choice_buffers == NULL &&
+  if (_jarvis_timer_is_armed (&request->flush_timer) && request->choice_buffers == NULL &&
       buffer->text->len < bus->flush_max_bytes)
     return;
 
@@ -436,12 +434,12 @@ append_delta (JarvisRequest *request,
     {
       flush_buffer (request, buffer, now_us);
 
-      if (request->flush_source != NULL || request->choice_buffers != NULL)
+      if (_jarvis_timer_is_armed (&request->flush_timer) || request->choice_buffers != NULL)
         update_flush_timer (request);
       return;
     }
 
-  if (request->flush_source == NULL || request->choice_buffers != NULL)
+  if (!_jarvis_timer_is_armed (&request->flush_timer) || request->choice_buffers != NULL)
     update_flush_timer (request);
 }
 
@@ -698,7 +696,7 @@ run_cleanup (JarvisRequest *request,
     _jarvis_bus_debug (bus, request_id, "stream_cancelled trace=%s request_id=%s",
                        request->trace_id != NULL ? request->trace_id : "", request_id);
 
-  _jarvis_bus_clear_source (&request->flush_source);
+  _jarvis_timer_disarm (bus->flush_timers, &request->flush_timer);
   _jarvis_bus_debug (bus, request_id, "cleanup_flush_task request_id=%s", request_id);
 
   /* Cancel callbacks run synchronously here; anything they trigger on the

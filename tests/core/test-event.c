@@ -1,4 +1,6 @@
 /* JarvisEvent: construction, getters, defaults and sealing. */
+#include <string.h>
+
 #include <jarvis/jarvis.h>
 
 #include "jarvis-event-private.h"
@@ -33,6 +35,43 @@ test_event_fields (void)
   g_assert_cmpmem (jarvis_event_get_text (event, &length), 5, "ab\0cd", 5);
   g_assert_cmpuint (length, ==, 5);
   g_assert_cmpuint (jarvis_event_get_choice (event), ==, 2);
+}
+
+/* Short strings share the event's block and long ones get their own. Each
+ * setter call must keep the other fields intact, whichever way they are
+ * stored, and valgrind and ASan check that nothing leaks or overlaps. */
+static void
+test_event_string_storage (void)
+{
+  g_autofree char *long_id = g_strnfill (300, 'r');
+  g_autofree char *long_text = g_strnfill (5000, 'x');
+  g_autoptr(JarvisEvent) event = jarvis_event_new (JARVIS_EVENT_STREAM_DELTA, long_id);
+  gsize length = 0;
+
+  for (guint round = 0; round < 20; round++)
+    {
+      g_autofree char *session = g_strdup_printf ("session-%u", round);
+      g_autofree char *trace = g_strdup_printf ("trace-%u-%s", round, round % 2 ? "odd" : "even");
+      const char *text = round % 3 == 2 ? long_text : "tok";
+
+      jarvis_event_set_session_id (event, session);
+      jarvis_event_set_trace_id (event, trace);
+      jarvis_event_set_text (event, text, -1);
+
+      g_assert_cmpstr (jarvis_event_get_request_id (event), ==, long_id);
+      g_assert_cmpstr (jarvis_event_get_session_id (event), ==, session);
+      g_assert_cmpstr (jarvis_event_get_trace_id (event), ==, trace);
+      g_assert_cmpstr (jarvis_event_get_text (event, &length), ==, text);
+      g_assert_cmpuint (length, ==, strlen (text));
+    }
+
+  jarvis_event_set_session_id (event, NULL);
+  jarvis_event_set_trace_id (event, NULL);
+  jarvis_event_set_text (event, NULL, 0);
+  g_assert_cmpstr (jarvis_event_get_session_id (event), ==, JARVIS_SESSION_DEFAULT);
+  g_assert_null (jarvis_event_get_trace_id (event));
+  g_assert_null (jarvis_event_get_text (event, &length));
+  g_assert_cmpuint (length, ==, 0);
 }
 
 static void
@@ -157,6 +196,7 @@ main (int   argc,
   jarvis_test_log_init ();
 
   g_test_add_func ("/jarvis/event/fields", test_event_fields);
+  g_test_add_func ("/jarvis/event/string-storage", test_event_string_storage);
   g_test_add_func ("/jarvis/event/payload", test_event_payload);
   g_test_add_func ("/jarvis/event/ref-from-threads", test_event_ref_from_threads);
   g_test_add_func ("/jarvis/event/sealed-setter", test_event_sealed_setter);
