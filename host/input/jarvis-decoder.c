@@ -44,6 +44,8 @@ struct _JarvisDecoder
   JarvisLineSplitter *splitter;         /* owned */
   JarvisSseParser *sse;                 /* owned, SSE framing only */
   JsonParser *json;                     /* owned, reused per record */
+  GString *scratch;                     /* owned, reused by the events fast path */
+  gboolean events_fast_path;
   JarvisProviderStream *stream;         /* owned */
   gboolean finished;
 };
@@ -236,6 +238,18 @@ decode_record (JarvisDecoder *decoder,
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) root = NULL;
 
+  if (decoder->format == JARVIS_INPUT_FORMAT_EVENTS && decoder->events_fast_path)
+    {
+      JarvisEvent *event = jarvis_events_format_read_line (data, length, decoder->session_id,
+                                                           decoder->scratch);
+
+      if (event != NULL)
+        {
+          decoder->event_func (event, decoder->user_data);
+          return;
+        }
+    }
+
   if (decoder->format == JARVIS_INPUT_FORMAT_AUTO || decoder->format == JARVIS_INPUT_FORMAT_OPENAI)
     {
       if (is_done_marker (data, length))
@@ -410,6 +424,8 @@ jarvis_decoder_new (JarvisInputFormat       format,
   decoder->splitter = jarvis_line_splitter_new (decoder->max_line_length,
                                                 on_line, on_line_too_long, decoder);
   decoder->json = json_parser_new_immutable ();
+  decoder->scratch = g_string_new (NULL);
+  decoder->events_fast_path = TRUE;
   decoder->stream = jarvis_provider_stream_new (emit_event, decoder);
 
   base_name = g_path_get_basename (source_name);
@@ -433,6 +449,7 @@ jarvis_decoder_free (JarvisDecoder *decoder)
   jarvis_line_splitter_free (decoder->splitter);
   jarvis_sse_parser_free (decoder->sse);
   g_clear_object (&decoder->json);
+  g_string_free (decoder->scratch, TRUE);
   jarvis_provider_stream_free (decoder->stream);
   g_free (decoder->source_name);
   g_free (decoder->session_id);
@@ -496,6 +513,24 @@ jarvis_decoder_set_max_line_length (JarvisDecoder *decoder,
   jarvis_line_splitter_set_max_length (decoder->splitter, max_length);
   if (decoder->sse != NULL)
     jarvis_sse_parser_set_max_event_length (decoder->sse, max_length);
+}
+
+/**
+ * jarvis_decoder_set_events_fast_path:
+ * @decoder: a decoder
+ * @enabled: whether to try jarvis_events_format_read_line() first
+ *
+ * Turns the `events` fast path on (the default) or off. Both paths give the
+ * same events and errors, and tests and fuzz targets turn it off to compare
+ * them.
+ */
+void
+jarvis_decoder_set_events_fast_path (JarvisDecoder *decoder,
+                                     gboolean       enabled)
+{
+  g_return_if_fail (decoder != NULL);
+
+  decoder->events_fast_path = enabled;
 }
 
 /**

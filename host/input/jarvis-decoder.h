@@ -64,6 +64,11 @@ void jarvis_decoder_set_session_id (JarvisDecoder *decoder,
 void jarvis_decoder_set_max_line_length (JarvisDecoder *decoder,
                                          gsize          max_length);
 
+/* Turns the `events` fast path on (default) or off; both give the same
+ * result, and tests turn it off to compare them. */
+void jarvis_decoder_set_events_fast_path (JarvisDecoder *decoder,
+                                          gboolean       enabled);
+
 /* Feeds the next bytes; any split of the input gives the same events. */
 void jarvis_decoder_feed (JarvisDecoder *decoder,
                           const char    *data,

@@ -10,4 +10,9 @@ JarvisEvent *jarvis_events_format_parse (JsonObject  *record,
                                          const char  *default_session_id,
                                          GError     **error);
 
+JarvisEvent *jarvis_events_format_read_line (const char *data,
+                                             gsize       length,
+                                             const char *default_session_id,
+                                             GString    *scratch);
+
 G_END_DECLS
