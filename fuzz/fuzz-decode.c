@@ -61,10 +61,11 @@ on_event (JarvisEvent *event,
   if (payload != NULL)
     payload_text = g_variant_print (payload, TRUE);
 
-  g_string_append_printf (run->log, "%s %s %s %u ",
+  g_string_append_printf (run->log, "%s %s %s %s %u ",
                           jarvis_event_get_event_type (event),
                           jarvis_event_get_request_id (event),
                           jarvis_event_get_session_id (event),
+                          jarvis_event_get_trace_id (event) ? jarvis_event_get_trace_id (event) : "-",
                           jarvis_event_get_choice (event));
   if (text != NULL)
     g_string_append_len (run->log, text, length);
@@ -107,6 +108,28 @@ fuzz_decode (JarvisInputFormat  format,
              gsize              size,
              gsize              read_size)
 {
+  return fuzz_decode_full (format, data, size, read_size, TRUE);
+}
+
+/**
+ * fuzz_decode_full:
+ * @format: the decoder format
+ * @data: (array length=size): the input
+ * @size: number of bytes in @data
+ * @read_size: bytes per feed call, or 0 for all at once
+ * @events_fast_path: whether the decoder may use the `events` fast path
+ *
+ * Does what fuzz_decode() does, with the `events` fast path on or off.
+ *
+ * Returns: (transfer full): the log of events and errors
+ */
+char *
+fuzz_decode_full (JarvisInputFormat  format,
+                  const guint8      *data,
+                  gsize              size,
+                  gsize              read_size,
+                  gboolean           events_fast_path)
+{
   /* Each byte ends at most one line, and a last line may have no end. */
   Run run = { NULL, g_string_new (NULL), (guint64) size + 1, FALSE, FALSE };
   g_autoptr(JarvisDecoder) decoder = NULL;
@@ -114,6 +137,7 @@ fuzz_decode (JarvisInputFormat  format,
   decoder = jarvis_decoder_new (format, "fuzz/input", on_event, on_error, &run);
   run.decoder = decoder;
   jarvis_decoder_set_max_line_length (decoder, FUZZ_MAX_LINE_LENGTH);
+  jarvis_decoder_set_events_fast_path (decoder, events_fast_path);
 
   if (read_size == 0)
     read_size = MAX (size, 1);

@@ -13,6 +13,12 @@ char *fuzz_decode (JarvisInputFormat  format,
                    gsize              size,
                    gsize              read_size);
 
+char *fuzz_decode_full (JarvisInputFormat  format,
+                        const guint8      *data,
+                        gsize              size,
+                        gsize              read_size,
+                        gboolean           events_fast_path);
+
 void fuzz_check_decoder (JarvisInputFormat  format,
                          const guint8      *data,
                          gsize              size);

@@ -113,6 +113,15 @@ add_member (GVariantDict  *payload,
   g_autoptr(GVariant) value = NULL;
   g_autoptr(GError) convert_error = NULL;
 
+  /* The name becomes a GVariant string, see jarvis_json_to_variant(). */
+  if (!g_utf8_validate (name, -1, NULL))
+    {
+      g_set_error_literal (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_INVALID_VALUE,
+                           "a member name is not valid UTF-8, such as an unpaired "
+                           "surrogate escape");
+      return FALSE;
+    }
+
   value = jarvis_json_to_variant (node, &convert_error);
   if (value == NULL)
     {
@@ -280,13 +289,21 @@ typedef enum
   N_MEMBERS,
 } Member;
 
-static const char *const fast_path_members[N_MEMBERS] = {
-  [MEMBER_TYPE] = "type",
-  [MEMBER_REQUEST_ID] = "request_id",
-  [MEMBER_SESSION_ID] = "session_id",
-  [MEMBER_TRACE_ID] = "trace_id",
-  [MEMBER_TEXT] = "text",
-  [MEMBER_CHOICE] = "choice",
+/* Indexed by Member. Each name ends with its closing quote, so that one
+ * comparison checks that the member name ends there. */
+static const struct
+{
+  const char *quoted_name;
+  gsize length;
+} fast_path_members[N_MEMBERS] = {
+#define MEMBER_NAME(name) { name "\"", sizeof name }
+  [MEMBER_TYPE] = MEMBER_NAME ("type"),
+  [MEMBER_REQUEST_ID] = MEMBER_NAME ("request_id"),
+  [MEMBER_SESSION_ID] = MEMBER_NAME ("session_id"),
+  [MEMBER_TRACE_ID] = MEMBER_NAME ("trace_id"),
+  [MEMBER_TEXT] = MEMBER_NAME ("text"),
+  [MEMBER_CHOICE] = MEMBER_NAME ("choice"),
+#undef MEMBER_NAME
 };
 
 typedef struct
@@ -321,41 +338,65 @@ expect_char (LineReader *reader,
   return TRUE;
 }
 
-/* Reads a member name without escapes, up to and including the colon. */
+static gboolean
+match_member_name (LineReader *reader,
+                   Member      member)
+{
+  gsize length = fast_path_members[member].length;
+
+  if ((gsize) (reader->end - reader->cursor) < length ||
+      memcmp (reader->cursor, fast_path_members[member].quoted_name, length) != 0)
+    return FALSE;
+
+  reader->cursor += length;
+  return TRUE;
+}
+
+/* Reads one of the known member names, up to and including the colon. Any
+ * other name, also one spelt with escapes, makes the reader decline. */
 static gboolean
 read_member_name (LineReader *reader,
                   Member     *member)
 {
-  const char *name;
-  gsize length;
-
-  if (!expect_char (reader, '"'))
+  if (!expect_char (reader, '"') || reader->cursor >= reader->end)
     return FALSE;
 
-  name = reader->cursor;
-  while (reader->cursor < reader->end && *reader->cursor != '"')
+  switch (*reader->cursor)
     {
-      if (*reader->cursor == '\\')
+    case 't':
+      if (match_member_name (reader, MEMBER_TYPE))
+        *member = MEMBER_TYPE;
+      else if (match_member_name (reader, MEMBER_TEXT))
+        *member = MEMBER_TEXT;
+      else if (match_member_name (reader, MEMBER_TRACE_ID))
+        *member = MEMBER_TRACE_ID;
+      else
         return FALSE;
-      reader->cursor++;
+      break;
+
+    case 'r':
+      if (!match_member_name (reader, MEMBER_REQUEST_ID))
+        return FALSE;
+      *member = MEMBER_REQUEST_ID;
+      break;
+
+    case 's':
+      if (!match_member_name (reader, MEMBER_SESSION_ID))
+        return FALSE;
+      *member = MEMBER_SESSION_ID;
+      break;
+
+    case 'c':
+      if (!match_member_name (reader, MEMBER_CHOICE))
+        return FALSE;
+      *member = MEMBER_CHOICE;
+      break;
+
+    default:
+      return FALSE;
     }
-  if (reader->cursor >= reader->end)
-    return FALSE;
 
-  length = reader->cursor - name;
-  reader->cursor++;
-
-  for (gsize i = 0; i < N_MEMBERS; i++)
-    {
-      if (strlen (fast_path_members[i]) == length &&
-          memcmp (name, fast_path_members[i], length) == 0)
-        {
-          *member = (Member) i;
-          return expect_char (reader, ':');
-        }
-    }
-
-  return FALSE;
+  return expect_char (reader, ':');
 }
 
 /* Reads the four hex digits of a `\u` escape that starts before the cursor. */
@@ -409,10 +450,33 @@ read_unicode_escape (LineReader *reader,
   return TRUE;
 }
 
+/* Repeats a byte value in all eight bytes of a guint64. */
+#define BYTES_OF(byte) (G_GUINT64_CONSTANT (0x0101010101010101) * (byte))
+
+/* Whether any byte of @word is below 0x20, a quote or a backslash: the
+ * bytes that end a plain run in a JSON string. (x - 0x01…) & ~x has the
+ * top bit set in some byte exactly when x has a zero byte, and
+ * (x - 0x20…) & ~x when x has a byte below 0x20. */
+static inline gboolean
+has_special_byte (guint64 word)
+{
+  guint64 quote = word ^ BYTES_OF ('"');
+  guint64 backslash = word ^ BYTES_OF ('\\');
+  guint64 found = ((word - BYTES_OF (0x20)) & ~word) |
+                  ((quote - BYTES_OF (0x01)) & ~quote) |
+                  ((backslash - BYTES_OF (0x01)) & ~backslash);
+
+  return (found & BYTES_OF (0x80)) != 0;
+}
+
 /* Decodes a string in place and NUL-terminates it: every escape is at
  * least as long as the UTF-8 it stands for, so the output never passes the
- * input. The cursor is after the opening quote. The caller validated the
- * line's UTF-8, and escapes only add valid characters. */
+ * input. The cursor is after the opening quote.
+ *
+ * Only strings with raw bytes above 0x7F need a UTF-8 check, because
+ * escapes add only complete, valid characters. Checking the decoded string
+ * rejects what checking the raw bytes would: an escape's UTF-8 never starts
+ * with a continuation byte, so it cannot complete a broken raw sequence. */
 static gboolean
 read_string (LineReader  *reader,
              const char **value,
@@ -420,28 +484,46 @@ read_string (LineReader  *reader,
 {
   char *out = reader->cursor;
   const char *start = out;
+  guint64 raw_bits = 0;
 
-  while (reader->cursor < reader->end)
+  for (;;)
     {
-      guchar c = (guchar) *reader->cursor++;
+      const char *run = reader->cursor;
+      guchar c = 0;
       gunichar unichar;
 
-      if (c == '"')
+      /* Find the end of the run of bytes that need no decoding, eight at a
+       * time and then byte by byte, and move the run in one go. */
+      while (reader->end - reader->cursor >= 8)
         {
-          *out = '\0';
-          *value = start;
-          *length = out - start;
-          return TRUE;
+          guint64 word;
+
+          memcpy (&word, reader->cursor, sizeof word);
+          if (has_special_byte (word))
+            break;
+          raw_bits |= word;
+          reader->cursor += 8;
         }
 
-      if (c < 0x20)
+      while (reader->cursor < reader->end)
+        {
+          c = (guchar) *reader->cursor;
+          if (c < 0x20 || c == '"' || c == '\\')
+            break;
+          raw_bits |= c;
+          reader->cursor++;
+        }
+
+      if (out != run)
+        memmove (out, run, reader->cursor - run);
+      out += reader->cursor - run;
+
+      if (reader->cursor >= reader->end || c < 0x20)
         return FALSE;
 
-      if (c != '\\')
-        {
-          *out++ = (char) c;
-          continue;
-        }
+      reader->cursor++;
+      if (c == '"')
+        break;
 
       if (reader->cursor >= reader->end)
         return FALSE;
@@ -466,7 +548,13 @@ read_string (LineReader  *reader,
         }
     }
 
-  return FALSE;
+  *out = '\0';
+  if ((raw_bits & BYTES_OF (0x80)) != 0 && !g_utf8_validate_len (start, out - start, NULL))
+    return FALSE;
+
+  *value = start;
+  *length = out - start;
+  return TRUE;
 }
 
 static gboolean
@@ -606,7 +694,10 @@ jarvis_events_format_read_line (const char *data,
   g_return_val_if_fail (data != NULL || length == 0, NULL);
   g_return_val_if_fail (scratch != NULL, NULL);
 
-  if (length == 0 || !g_utf8_validate_len (data, length, NULL))
+  /* Bytes above 0x7F outside strings make the reader decline, and
+   * read_string() checks those inside, so the line needs no UTF-8 check of
+   * its own. */
+  if (length == 0)
     return NULL;
 
   g_string_truncate (scratch, 0);

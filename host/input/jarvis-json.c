@@ -162,6 +162,53 @@ jarvis_json_parse_object (JsonParser  *parser,
   return json_node_ref (root);
 }
 
+/* Whether a string value or member name in @node is invalid UTF-8, which
+ * g_variant_new_string() rejects with a critical. Input is checked as UTF-8
+ * before parsing, but json-glib 1.6.6 decodes an unpaired low surrogate
+ * escape such as `\udc00` into invalid UTF-8. Nesting is bounded by
+ * JARVIS_JSON_MAX_DEPTH, so the recursion is too. */
+static gboolean
+has_invalid_utf8 (JsonNode *node)
+{
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_OBJECT:
+      {
+        JsonObjectIter iter;
+        const char *name;
+        JsonNode *member;
+
+        json_object_iter_init (&iter, json_node_get_object (node));
+        while (json_object_iter_next (&iter, &name, &member))
+          {
+            if (!g_utf8_validate (name, -1, NULL) || has_invalid_utf8 (member))
+              return TRUE;
+          }
+        return FALSE;
+      }
+
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *array = json_node_get_array (node);
+
+        for (guint i = 0; i < json_array_get_length (array); i++)
+          {
+            if (has_invalid_utf8 (json_array_get_element (array, i)))
+              return TRUE;
+          }
+        return FALSE;
+      }
+
+    case JSON_NODE_VALUE:
+      return json_node_get_value_type (node) == G_TYPE_STRING &&
+             !g_utf8_validate (json_node_get_string (node), -1, NULL);
+
+    case JSON_NODE_NULL:
+    default:
+      return FALSE;
+    }
+}
+
 /**
  * jarvis_json_to_variant:
  * @node: any JSON node
@@ -182,12 +229,22 @@ jarvis_json_to_variant (JsonNode  *node,
 
   g_return_val_if_fail (node != NULL, NULL);
 
+  if (has_invalid_utf8 (node))
+    {
+      g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_INVALID_VALUE,
+                   "cannot convert JSON %s to a GVariant: it contains a string that is "
+                   "not valid UTF-8, such as an unpaired surrogate escape",
+                   describe_node (node));
+      return NULL;
+    }
+
   variant = json_gvariant_deserialize (node, NULL, &convert_error);
   if (variant == NULL)
     {
       g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_INVALID_VALUE,
                    "cannot convert JSON %s to a GVariant: %s",
-                   describe_node (node), convert_error->message);
+                   describe_node (node),
+                   convert_error != NULL ? convert_error->message : "json-glib gave no reason");
       return NULL;
     }
 

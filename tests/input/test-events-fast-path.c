@@ -295,6 +295,13 @@ static const TrickyLine tricky_lines[] = {
   { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"\xc0\x80\"}", FALSE },
   { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"\xe2\x82\"}", FALSE },
   { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"\xed\xa0\x80\"}", FALSE },
+  { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"\xc3\\u00a9\"}", FALSE },
+  { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"\\u00e9\xa9\"}", FALSE },
+  { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"\\u00e9\xe2\x82\"}", FALSE },
+  { "{\"type\":\"a\",\"request_id\":\"r\xff\",\"text\":\"ok\"}", FALSE },
+  { "{\"type\":\"a\",\"request_id\":\"r\"}\xff", FALSE },
+  { "{\"typ\xc3\xa9\":\"a\",\"request_id\":\"r\"}", FALSE },
+  { "\xc2\xa0{\"type\":\"a\",\"request_id\":\"r\"}", FALSE },
 
   /* Valid records with a payload: other members, `payload` itself */
   { "{\"type\":\"a\",\"request_id\":\"r\",\"extra\":true}", FALSE },
@@ -369,6 +376,53 @@ test_nul_byte (void)
   g_assert_null (event);
   g_assert_false (compare_line (line, sizeof line - 1));
   compare_decoders (line, sizeof line - 1);
+}
+
+typedef struct
+{
+  const char *bytes;
+  gboolean accepted;
+} SpecialByte;
+
+/* Puts each byte that ends a plain run at every offset of a string longer
+ * than two eight-byte words, so that the reader meets it in the word loop
+ * and in the byte loop, at the start, the middle and the end of a word. */
+static void
+test_special_byte_positions (void)
+{
+  static const SpecialByte specials[] = {
+    { "\\\"", TRUE },
+    { "\\\\", TRUE },
+    { "\\n", TRUE },
+    { "\\u00e9", TRUE },
+    { "\\ud83d\\ude00", TRUE },
+    { "\xc3\xa9", TRUE },
+    { "\xf0\x9f\x98\x80", TRUE },
+    { "\x7f", TRUE },
+    { "\x01", FALSE },
+    { "\x1f", FALSE },
+    { "\t", FALSE },
+    { "\xff", FALSE },
+    { "\xc3", FALSE },
+  };
+  const char *filler = "abcdefghijklmnopqrstuvwx";
+
+  for (gsize i = 0; i < G_N_ELEMENTS (specials); i++)
+    {
+      for (gsize offset = 0; offset <= strlen (filler); offset++)
+        {
+          g_autofree char *line = NULL;
+          g_autofree char *printable = NULL;
+          gboolean accepted;
+
+          line = g_strdup_printf ("{\"type\":\"d\",\"request_id\":\"r\",\"text\":\"%.*s%s%s\"}",
+                                  (int) offset, filler, specials[i].bytes, filler + offset);
+          printable = g_strescape (line, NULL);
+          accepted = compare_line (line, strlen (line));
+          if (accepted != specials[i].accepted)
+            g_error ("fast path %s %s", accepted ? "accepted" : "declined", printable);
+        }
+    }
 }
 
 /* The reader decodes into the scratch buffer in place. A long line after a
@@ -525,6 +579,34 @@ count_plain_records (const char *contents)
   return count;
 }
 
+/* json-glib 1.6.6 decodes an unpaired low surrogate escape into invalid
+ * UTF-8. In a payload that used to reach g_variant_new_string(), which
+ * logged a critical and crashed the host; now it is an input error. */
+static void
+test_invalid_utf8_payload (void)
+{
+  static const char *const lines[] = {
+    "{\"type\":\"a\",\"request_id\":\"r\",\"x\":\"\\udc00x\"}",
+    "{\"type\":\"a\",\"request_id\":\"r\",\"payload\":{\"x\":[\"\\udc00x\"]}}",
+    "{\"type\":\"a\",\"request_id\":\"r\",\"\\udc00x\":1}",
+    "{\"type\":\"a\",\"request_id\":\"r\",\"payload\":{\"\\udc00y\":1}}",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (lines); i++)
+    {
+      g_autoptr(InputResult) result = NULL;
+
+      g_assert_false (compare_line (lines[i], strlen (lines[i])));
+      compare_decoders (lines[i], strlen (lines[i]));
+
+      result = decode_with_fast_path (JARVIS_INPUT_FORMAT_EVENTS, lines[i], strlen (lines[i]), TRUE);
+      g_assert_cmpuint (result->events->len, ==, 0);
+      g_assert_cmpuint (result->errors, ==, 1);
+      g_assert_cmpint (g_array_index (result->error_codes, gint, 0), ==, JARVIS_INPUT_ERROR_INVALID_VALUE);
+      g_assert_nonnull (strstr (result->log->str, "not valid UTF-8"));
+    }
+}
+
 static void
 test_examples (void)
 {
@@ -617,8 +699,10 @@ main (int   argc,
 
   g_test_add_func ("/jarvis/input/events-fast-path/tricky-lines", test_tricky_lines);
   g_test_add_func ("/jarvis/input/events-fast-path/nul-byte", test_nul_byte);
+  g_test_add_func ("/jarvis/input/events-fast-path/special-byte-positions", test_special_byte_positions);
   g_test_add_func ("/jarvis/input/events-fast-path/scratch-reuse", test_scratch_reuse);
   g_test_add_func ("/jarvis/input/events-fast-path/generated-text", test_generated_text);
+  g_test_add_func ("/jarvis/input/events-fast-path/invalid-utf8-payload", test_invalid_utf8_payload);
   g_test_add_func ("/jarvis/input/events-fast-path/examples", test_examples);
   g_test_add_func ("/jarvis/input/events-fast-path/fuzz-seeds", test_fuzz_seeds);
   g_test_add_func ("/jarvis/input/events-fast-path/recorded-streams", test_recorded_streams);
