@@ -411,13 +411,17 @@ close_when_drained (Host *host)
 static void
 warn_if_failed (JarvisEvent *complete)
 {
-  GVariant *payload = jarvis_event_get_payload (complete);
+  GVariant *payload;
   const char *message = NULL;
   g_autofree char *printable = NULL;
   char non_ascii[129];
 
+  /* The bus builds a complete event's payload on its first read, so it is
+   * read only for the rare failed request. */
   if (g_strcmp0 (jarvis_event_get_outcome (complete), "failed") != 0)
     return;
+
+  payload = jarvis_event_get_payload (complete);
 
   if (payload == NULL || !g_variant_lookup (payload, "error", "&s", &message))
     message = "no error message";
@@ -477,8 +481,9 @@ emit_event (JarvisEvent *event,
   known = g_hash_table_lookup_extended (host->requests, request_id, NULL, &state);
 
   /* The bus drops every event of a request id that already completed, so
-   * such an event opens nothing to wait for. */
-  if (g_hash_table_contains (host->finished, request_id))
+   * such an event opens nothing to wait for. An id moves to @finished only
+   * when it leaves @requests, so a known id needs no second lookup. */
+  if (!known && g_hash_table_contains (host->finished, request_id))
     {
       jarvis_bus_emit (host->bus, event);
       return;
