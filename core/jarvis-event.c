@@ -409,7 +409,8 @@ jarvis_event_has_type (JarvisEvent *event,
   g_return_val_if_fail (event != NULL, FALSE);
   g_return_val_if_fail (event_type != NULL, FALSE);
 
-  return g_str_equal (event->event_type, event_type);
+  /* Callers often pass the interned string they got from an event. */
+  return event->event_type == event_type || strcmp (event->event_type, event_type) == 0;
 }
 
 /**
