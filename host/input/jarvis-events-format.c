@@ -674,8 +674,8 @@ read_object (LineReader *reader)
  * @scratch: a buffer the reader reuses across lines
  *
  * Builds the event of a line in the common shape without json-glib (see
- * the comment above). Returns %NULL, with nothing to report, for any
- * other line: the caller then parses it with json-glib and hands the
+ * the comment above). For any other line it returns %NULL and reports
+ * nothing, and the caller parses the line with json-glib and hands the
  * object to jarvis_events_format_parse().
  *
  * Returns: (transfer full) (nullable): an unsealed event, or %NULL if the
