@@ -12,28 +12,109 @@
  * return nothing instead.
  */
 
-static gboolean
-check_depth (const char  *data,
-             gsize        length,
-             GError     **error)
+/* Reads the four hex digits of a `\\u` escape at @p. Returns -1 when they
+ * are not four hex digits, which json-glib then reports. */
+static gint
+read_escape_unit (const char *p,
+                  const char *end)
 {
+  gint unit = 0;
+
+  if (end - p < 4)
+    return -1;
+
+  for (gsize i = 0; i < 4; i++)
+    {
+      gint digit = g_ascii_xdigit_value (p[i]);
+
+      if (digit < 0)
+        return -1;
+      unit = unit * 16 + digit;
+    }
+
+  return unit;
+}
+
+/* Checks the `\\u` escape whose digits start at @digits. Returns how many
+ * bytes after the digits belong to it, or -1 for an unpaired surrogate.
+ * json-glib 1.6.6 turns an unpaired low surrogate into invalid UTF-8 and
+ * leaks memory on a high surrogate followed by another escape. */
+static gssize
+check_escape (const char *digits,
+              const char *end)
+{
+  gint unit = read_escape_unit (digits, end);
+  gint low;
+
+  if (unit < 0xD800 || unit > 0xDFFF)
+    return 4;
+
+  if (unit >= 0xDC00)
+    return -1;
+
+  if (end - digits < 10 || digits[4] != '\\' || digits[5] != 'u')
+    return -1;
+
+  low = read_escape_unit (digits + 6, end);
+  if (low < 0xDC00 || low > 0xDFFF)
+    return -1;
+
+  return 10;
+}
+
+/* Finds what json-glib 1.6.6 gets wrong before it sees the text: nesting
+ * deep enough to exhaust the stack, unpaired surrogate escapes, and a
+ * second value after the first, which it accepts by keeping the last one
+ * and leaking the others. */
+static gboolean
+check_structure (const char  *data,
+                 gsize        length,
+                 GError     **error)
+{
+  const char *end = data + length;
   guint depth = 0;
   gboolean in_string = FALSE;
-  gboolean escaped = FALSE;
+  gboolean closed = FALSE;
 
-  for (gsize i = 0; i < length; i++)
+  for (const char *p = data; p < end; p++)
     {
-      char c = data[i];
+      char c = *p;
 
       if (in_string)
         {
-          if (escaped)
-            escaped = FALSE;
-          else if (c == '\\')
-            escaped = TRUE;
-          else if (c == '"')
-            in_string = FALSE;
+          if (c == '"')
+            {
+              in_string = FALSE;
+            }
+          else if (c == '\\' && p + 1 < end)
+            {
+              p++;
+              if (*p == 'u')
+                {
+                  gssize taken = check_escape (p + 1, end);
+
+                  if (taken < 0)
+                    {
+                      g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                                   "invalid JSON at column %td: the escape \\%.5s is an "
+                                   "unpaired UTF-16 surrogate; each escape from \\ud800 "
+                                   "to \\udbff must be followed by one from \\udc00 to "
+                                   "\\udfff", p - data, p);
+                      return FALSE;
+                    }
+                  if (p + taken < end)
+                    p += taken;
+                }
+            }
           continue;
+        }
+
+      if (closed && !g_ascii_isspace (c))
+        {
+          g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+                       "invalid JSON at column %td: unexpected data after the end "
+                       "of the object; put one JSON object on each line", p - data + 1);
+          return FALSE;
         }
 
       if (c == '"')
@@ -54,6 +135,7 @@ check_depth (const char  *data,
       else if ((c == ']' || c == '}') && depth > 0)
         {
           depth--;
+          closed = depth == 0;
         }
     }
 
@@ -132,7 +214,7 @@ jarvis_json_parse_object (JsonParser  *parser,
   g_return_val_if_fail (JSON_IS_PARSER (parser), NULL);
   g_return_val_if_fail (data != NULL || length == 0, NULL);
 
-  if (!check_depth (data, length, error))
+  if (!check_structure (data, length, error))
     return NULL;
 
   /* json-glib reads a length of -1 as NUL-terminated; an empty record must

@@ -102,6 +102,14 @@ test_bad_lines (void)
     { "[1,2]", JARVIS_INPUT_ERROR_MALFORMED, "an array" },
     { "\"text\"", JARVIS_INPUT_ERROR_MALFORMED, "expected a JSON object" },
     { "{\"type\":\"x\",\"request_id\":\"\xFF\"}", JARVIS_INPUT_ERROR_MALFORMED, "UTF-8" },
+    { "{\"type\":\"x\",\"request_id\":\"r\"}{\"type\":\"y\",\"request_id\":\"r\"}",
+      JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON at column 30: unexpected data after the end of the object" },
+    { "{\"type\":\"x\",\"request_id\":\"r\"}  7", JARVIS_INPUT_ERROR_MALFORMED, "column 32: unexpected data" },
+    { "{\"type\":\"x\",\"request_id\":\"r\",\"text\":\"\\ud800\\u0041\"}",
+      JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON at column 38: the escape \\ud800 is an unpaired UTF-16 surrogate" },
+    { "{\"type\":\"x\",\"request_id\":\"r\",\"text\":\"a\\udc00\"}",
+      JARVIS_INPUT_ERROR_MALFORMED, "column 39: the escape \\udc00 is an unpaired" },
+    { "{\"type\":\"x\",\"request_id\":\"r\",\"text\":\"\\ud83d\"}", JARVIS_INPUT_ERROR_MALFORMED, "\\ud83d is an unpaired" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad_lines); i++)
