@@ -62,7 +62,7 @@ check_escape (const char *digits,
   return 10;
 }
 
-/* Finds what json-glib 1.6.6 gets wrong before it sees the text: nesting
+/* Finds what json-glib 1.6.6 gets wrong, before it parses the text: nesting
  * deep enough to exhaust the stack, unpaired surrogate escapes, and a
  * second value after the first, which it accepts by keeping the last one
  * and leaking the others. */
@@ -91,9 +91,9 @@ check_structure (const char  *data,
               p++;
               if (*p == 'u')
                 {
-                  gssize taken = check_escape (p + 1, end);
+                  gssize escape_length = check_escape (p + 1, end);
 
-                  if (taken < 0)
+                  if (escape_length < 0)
                     {
                       g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
                                    "invalid JSON at column %td: the escape \\%.5s is an "
@@ -102,8 +102,8 @@ check_structure (const char  *data,
                                    "\\udfff", p - data, p);
                       return FALSE;
                     }
-                  if (p + taken < end)
-                    p += taken;
+                  if (p + escape_length < end)
+                    p += escape_length;
                 }
             }
           continue;
