@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "jarvis-decoder.h"
 #include "jarvis-json.h"
@@ -62,19 +63,37 @@ check_escape (const char *digits,
   return 10;
 }
 
-/* Finds what json-glib 1.6.6 gets wrong, before it parses the text: nesting
- * deep enough to exhaust the stack, unpaired surrogate escapes, and a
- * second value after the first, which it accepts by keeping the last one
- * and leaking the others. */
+static gboolean
+set_trailing_data_error (GError     **error,
+                         const char  *data,
+                         const char  *p)
+{
+  g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
+               "invalid JSON at column %td: unexpected data after the end of the "
+               "first value; put one JSON object on each line", p - data + 1);
+  return FALSE;
+}
+
+/* Finds what json-glib 1.6.6 gets wrong, before it parses the text:
+ * nesting deep enough to exhaust the stack, unpaired surrogate escapes,
+ * and a second value after the first, which it accepts by keeping the
+ * last one and leaking the others. Counts the `\\u0000` escapes in
+ * @n_nul_escapes, and when @rewritten is a copy of @data, turns each into
+ * `\\ufffd` there. */
 static gboolean
 check_structure (const char  *data,
                  gsize        length,
+                 char        *rewritten,
+                 guint       *n_nul_escapes,
                  GError     **error)
 {
   const char *end = data + length;
   guint depth = 0;
   gboolean in_string = FALSE;
-  gboolean closed = FALSE;
+  gboolean scalar_seen = FALSE;     /* the record starts with a string, number or literal */
+  gboolean container_done = FALSE;  /* a top-level object or array has ended */
+
+  *n_nul_escapes = 0;
 
   for (const char *p = data; p < end; p++)
     {
@@ -102,6 +121,14 @@ check_structure (const char  *data,
                                    "\\udfff", p - data, p);
                       return FALSE;
                     }
+
+                  if (read_escape_unit (p + 1, end) == 0)
+                    {
+                      (*n_nul_escapes)++;
+                      if (rewritten != NULL)
+                        memcpy (rewritten + (p + 1 - data), "fffd", 4);
+                    }
+
                   if (p + escape_length < end)
                     p += escape_length;
                 }
@@ -109,12 +136,15 @@ check_structure (const char  *data,
           continue;
         }
 
-      if (closed && !g_ascii_isspace (c))
+      if (depth == 0 && !g_ascii_isspace (c))
         {
-          g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
-                       "invalid JSON at column %td: unexpected data after the end "
-                       "of the object; put one JSON object on each line", p - data + 1);
-          return FALSE;
+          /* json-glib reports two scalars itself, but leaks the values
+           * before an object or array, or after one. */
+          if (container_done || (scalar_seen && (c == '{' || c == '[')))
+            return set_trailing_data_error (error, data, p);
+
+          if (c != '{' && c != '[')
+            scalar_seen = TRUE;
         }
 
       if (c == '"')
@@ -135,7 +165,7 @@ check_structure (const char  *data,
       else if ((c == ']' || c == '}') && depth > 0)
         {
           depth--;
-          closed = depth == 0;
+          container_done = depth == 0;
         }
     }
 
@@ -197,8 +227,9 @@ set_parse_error (GError     **error,
  * @error: return location for a %JARVIS_INPUT_ERROR_MALFORMED error
  *
  * Parses one JSON object. Whitespace around it is allowed; nesting deeper
- * than %JARVIS_JSON_MAX_DEPTH, invalid UTF-8 and any other top-level value
- * are errors.
+ * than %JARVIS_JSON_MAX_DEPTH, invalid UTF-8, unpaired surrogate escapes,
+ * data after the first value and any other top-level value are errors. A
+ * `\\u0000` escape is read as U+FFFD.
  *
  * Returns: (transfer full) (nullable): the object node, or %NULL on error
  */
@@ -209,13 +240,26 @@ jarvis_json_parse_object (JsonParser  *parser,
                           GError     **error)
 {
   g_autoptr(GError) parse_error = NULL;
+  g_autofree char *rewritten = NULL;
+  guint n_nul_escapes = 0;
   JsonNode *root;
 
   g_return_val_if_fail (JSON_IS_PARSER (parser), NULL);
   g_return_val_if_fail (data != NULL || length == 0, NULL);
 
-  if (!check_structure (data, length, error))
+  if (!check_structure (data, length, NULL, &n_nul_escapes, error))
     return NULL;
+
+  /* json-glib returns strings as C strings, so a `\\u0000` escape would
+   * silently cut a string short. It becomes U+FFFD instead, as a raw NUL
+   * in delta text does on the bus. The escapes have the same length, so
+   * error columns stay right. */
+  if (n_nul_escapes > 0)
+    {
+      rewritten = g_memdup2 (data, length);
+      check_structure (data, length, rewritten, &n_nul_escapes, NULL);
+      data = rewritten;
+    }
 
   /* json-glib reads a length of -1 as NUL-terminated; an empty record must
    * not reach it that way. */

@@ -220,11 +220,14 @@ typedef struct
  * either because json-glib rejects them, or because they carry a payload,
  * or because json-glib 1.6.6 reads them in its own way.
  *
- * json-glib 1.6.6 leaks memory on a second value after the object, such as
- * `{…}{…}`, and on a high surrogate escape followed by another escape, such
- * as `\ud800\u0041`. jarvis_json_parse_object() rejects both before
+ * json-glib 1.6.6 leaks memory on a second value before or after an object
+ * or array, such as `{…}{…}` or `0 {…}`, and on a high surrogate escape
+ * followed by another escape, such as `\ud800\u0041`. jarvis_json_parse_object() rejects both before
  * json-glib sees them, and valgrind checks that nothing leaks. */
 static const TrickyLine tricky_lines[] = {
+  { "0 {\"type\":\"a\",\"request_id\":\"r\"}", FALSE },
+  { "\"s\" [{\"type\":\"a\",\"request_id\":\"r\"}]", FALSE },
+  { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"x\\u0000y\"}", FALSE },
   { "{\"type\":\"a\",\"request_id\":\"r\"}{\"type\":\"b\",\"request_id\":\"r\"}", FALSE },
   { "{\"type\":\"a\",\"request_id\":\"r\"} [1]", FALSE },
   { "{\"type\":\"a\",\"request_id\":\"r\",\"text\":\"\\ud800\\u0041\"}", FALSE },

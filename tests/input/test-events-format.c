@@ -103,8 +103,11 @@ test_bad_lines (void)
     { "\"text\"", JARVIS_INPUT_ERROR_MALFORMED, "expected a JSON object" },
     { "{\"type\":\"x\",\"request_id\":\"\xFF\"}", JARVIS_INPUT_ERROR_MALFORMED, "UTF-8" },
     { "{\"type\":\"x\",\"request_id\":\"r\"}{\"type\":\"y\",\"request_id\":\"r\"}",
-      JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON at column 30: unexpected data after the end of the object" },
+      JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON at column 30: unexpected data after the end of the first value" },
     { "{\"type\":\"x\",\"request_id\":\"r\"}  7", JARVIS_INPUT_ERROR_MALFORMED, "column 32: unexpected data" },
+    { "0 {\"type\":\"x\",\"request_id\":\"r\"}", JARVIS_INPUT_ERROR_MALFORMED, "column 3: unexpected data" },
+    { "\"a\" [1]", JARVIS_INPUT_ERROR_MALFORMED, "column 5: unexpected data" },
+    { "1 2", JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON at column 3" },
     { "{\"type\":\"x\",\"request_id\":\"r\",\"text\":\"\\ud800\\u0041\"}",
       JARVIS_INPUT_ERROR_MALFORMED, "invalid JSON at column 38: the escape \\ud800 is an unpaired UTF-16 surrogate" },
     { "{\"type\":\"x\",\"request_id\":\"r\",\"text\":\"a\\udc00\"}",
@@ -134,6 +137,26 @@ test_bad_lines (void)
       g_assert_cmpuint (result->events->len, ==, 2);
       g_assert_true (jarvis_event_has_type (g_ptr_array_index (result->events, 1), "b"));
     }
+}
+
+/* json-glib hands strings over as C strings, so a NUL escape would cut
+ * the text short without a word. It must arrive as U+FFFD with the rest
+ * of the string, wherever the escape sits. */
+static void
+test_nul_escape (void)
+{
+  g_autoptr(InputResult) result = decode_events (
+    "{\"type\":\"agent.stream.delta\",\"request_id\":\"r\\u0000x\",\"text\":\"a\\u0000b \\\\u0000 c\"}\n");
+  JarvisEvent *delta;
+  gsize length = 0;
+
+  g_assert_cmpuint (result->errors, ==, 0);
+  g_assert_cmpuint (result->events->len, ==, 1);
+
+  delta = g_ptr_array_index (result->events, 0);
+  g_assert_cmpstr (jarvis_event_get_request_id (delta), ==, "r\xEF\xBF\xBDx");
+  g_assert_cmpstr (jarvis_event_get_text (delta, &length), ==, "a\xEF\xBF\xBD" "b \\u0000 c");
+  g_assert_cmpuint (length, ==, strlen ("a\xEF\xBF\xBD" "b \\u0000 c"));
 }
 
 static void
@@ -220,6 +243,7 @@ main (int   argc,
   g_test_add_func ("/jarvis/input/events/fields", test_fields);
   g_test_add_func ("/jarvis/input/events/payload-and-unknown-keys", test_payload_and_unknown_keys);
   g_test_add_func ("/jarvis/input/events/bad-lines", test_bad_lines);
+  g_test_add_func ("/jarvis/input/events/nul-escape", test_nul_escape);
   g_test_add_func ("/jarvis/input/events/deep-nesting", test_deep_nesting);
   g_test_add_func ("/jarvis/input/events/line-too-long", test_line_too_long);
   g_test_add_func ("/jarvis/input/events/default-session", test_default_session);
