@@ -13,7 +13,7 @@
  * return nothing instead.
  */
 
-/* Reads the four hex digits of a `\\u` escape at @p. Returns -1 when they
+/* Reads the four hex digits of a `\u` escape at @p. Returns -1 when they
  * are not four hex digits, which json-glib then reports. */
 static gint
 read_escape_unit (const char *p,
@@ -36,7 +36,7 @@ read_escape_unit (const char *p,
   return unit;
 }
 
-/* Checks the `\\u` escape whose digits start at @digits. Returns how many
+/* Checks the `\u` escape whose digits start at @digits. Returns how many
  * bytes after the digits belong to it, or -1 for an unpaired surrogate.
  * json-glib 1.6.6 turns an unpaired low surrogate into invalid UTF-8 and
  * leaks memory on a high surrogate followed by another escape. */
@@ -77,9 +77,9 @@ set_trailing_data_error (GError     **error,
 /* Finds what json-glib 1.6.6 gets wrong, before it parses the text:
  * nesting deep enough to exhaust the stack, unpaired surrogate escapes,
  * and a second value after the first, which it accepts by keeping the
- * last one and leaking the others. Counts the `\\u0000` escapes in
+ * last one and leaking the others. Counts the `\u0000` escapes in
  * @n_nul_escapes, and when @rewritten is a copy of @data, turns each into
- * `\\ufffd` there. */
+ * `\ufffd` there. */
 static gboolean
 check_structure (const char  *data,
                  gsize        length,
@@ -229,7 +229,7 @@ set_parse_error (GError     **error,
  * Parses one JSON object. Whitespace around it is allowed; nesting deeper
  * than %JARVIS_JSON_MAX_DEPTH, invalid UTF-8, unpaired surrogate escapes,
  * data after the first value and any other top-level value are errors. A
- * `\\u0000` escape is read as U+FFFD.
+ * `\u0000` escape is read as U+FFFD.
  *
  * Returns: (transfer full) (nullable): the object node, or %NULL on error
  */
@@ -250,7 +250,7 @@ jarvis_json_parse_object (JsonParser  *parser,
   if (!check_structure (data, length, NULL, &n_nul_escapes, error))
     return NULL;
 
-  /* json-glib returns strings as C strings, so a `\\u0000` escape would
+  /* json-glib returns strings as C strings, so a `\u0000` escape would
    * silently cut a string short. It becomes U+FFFD instead, as a raw NUL
    * in delta text does on the bus. The escapes have the same length, so
    * error columns stay right. */
