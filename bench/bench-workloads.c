@@ -262,7 +262,8 @@ bench_workload_std (const BenchOptions *options)
       }
 
   add_script_facts (events, script);
-  json_object_set_boolean_member (events->extra, "no_flushed_byte_lost", lossless);
+  if (events->jarvis->len + events->baseline->len > 0)
+    json_object_set_boolean_member (events->extra, "no_flushed_byte_lost", lossless);
   bench_result_print (events);
   bench_result_print (invocations);
   bench_result_print (rss);
@@ -338,11 +339,13 @@ bench_workload_sync (const BenchOptions *options)
     }
 
   add_script_facts (result, script);
-  json_object_set_boolean_member (result->extra, "no_flushed_byte_lost", lossless);
+  if (result->jarvis->len + result->baseline->len > 0)
+    json_object_set_boolean_member (result->extra, "no_flushed_byte_lost", lossless);
   if (floor->len > 0)
     {
       double floor_median = bench_median (floor);
 
+      json_object_set_int_member (result->extra, "floor_rounds", floor->len);
       json_object_set_double_member (result->extra, "floor_median", floor_median);
       if (result->jarvis->len > 0)
         json_object_set_double_member (result->extra, "floor_ratio", floor_median / bench_median (result->jarvis));

@@ -250,6 +250,8 @@ main (int   argc,
   g_autoptr(GPtrArray) selected = g_ptr_array_new ();
   BenchOptions options = { .rounds = 5, .run_jarvis = TRUE, .run_baseline = TRUE, .run_floor = TRUE };
   int rounds = 5;
+  g_autofree char *corpus_dir_help = g_strdup_printf (
+    "Folder of recorded provider streams for the host workload (default %s)", JARVIS_BENCH_CORPUS_DIR);
   GOptionEntry entries[] = {
     { "workload", 'w', 0, G_OPTION_ARG_STRING_ARRAY, &workload_names,
       "Run this workload: std, sync, cleanup, memory, threads or host (repeatable; default all)", "NAME" },
@@ -262,7 +264,7 @@ main (int   argc,
     { "host-binary", 0, 0, G_OPTION_ARG_FILENAME, &options.host_binary,
       "Path of jarvis-host for the host workload (default: the one in this build tree)", "PATH" },
     { "corpus-dir", 0, 0, G_OPTION_ARG_FILENAME, &options.corpus_dir,
-      "Folder of recorded provider streams for the host workload", "DIR" },
+      corpus_dir_help, "DIR" },
     { "baseline-host", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &baseline_host,
       "Run the baseline's host on an events file and exit", "FILE" },
     { "memory-probe", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &memory_probe,
