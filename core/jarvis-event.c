@@ -158,14 +158,17 @@ store_string (JarvisEvent *event,
   return copy;
 }
 
+/* The copy is made before the old string is released, because @string may
+ * point into it. */
 static void
 set_string (JarvisEvent  *event,
             char        **field,
             const char   *string)
 {
+  char *copy = string != NULL ? store_string (event, string, strlen (string)) : NULL;
+
   release_string (event, field);
-  if (string != NULL)
-    *field = store_string (event, string, strlen (string));
+  *field = copy;
 }
 
 /**
@@ -265,23 +268,22 @@ jarvis_event_set_text (JarvisEvent *event,
                        const char  *text,
                        gssize       length)
 {
+  char *copy;
+
   g_return_if_fail (event != NULL);
   g_return_if_fail (text != NULL || length <= 0);
 
   if (!check_mutable (event, G_STRFUNC))
     return;
 
-  release_string (event, &event->text);
-  event->text_length = 0;
-
-  if (text == NULL)
-    return;
-
-  if (length < 0)
+  if (text != NULL && length < 0)
     length = strlen (text);
 
-  event->text = store_string (event, text, length);
-  event->text_length = length;
+  /* Copy before releasing, because @text may point into the old text. */
+  copy = text != NULL ? store_string (event, text, length) : NULL;
+  release_string (event, &event->text);
+  event->text = copy;
+  event->text_length = text != NULL ? (gsize) length : 0;
 }
 
 /**

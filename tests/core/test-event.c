@@ -65,6 +65,20 @@ test_event_string_storage (void)
       g_assert_cmpuint (length, ==, strlen (text));
     }
 
+  /* A setter may be given a part of the string it replaces, inside the
+   * event's block or outside it. */
+  jarvis_event_set_text (event, long_text, -1);
+  jarvis_event_set_text (event, jarvis_event_get_text (event, NULL) + 10, -1);
+  g_assert_cmpstr (jarvis_event_get_text (event, &length), ==, long_text + 10);
+  jarvis_event_set_text (event, "short text", -1);
+  jarvis_event_set_text (event, jarvis_event_get_text (event, NULL) + 6, 2);
+  g_assert_cmpstr (jarvis_event_get_text (event, &length), ==, "te");
+  jarvis_event_set_trace_id (event, long_text);
+  jarvis_event_set_trace_id (event, jarvis_event_get_trace_id (event) + 4000);
+  g_assert_cmpstr (jarvis_event_get_trace_id (event), ==, long_text + 4000);
+  jarvis_event_set_session_id (event, jarvis_event_get_request_id (event) + 290);
+  g_assert_cmpstr (jarvis_event_get_session_id (event), ==, long_id + 290);
+
   jarvis_event_set_session_id (event, NULL);
   jarvis_event_set_trace_id (event, NULL);
   jarvis_event_set_text (event, NULL, 0);
