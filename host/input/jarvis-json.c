@@ -37,15 +37,22 @@ read_escape_unit (const char *p,
 }
 
 /* Checks the `\u` escape whose digits start at @digits. Returns how many
- * bytes after the digits belong to it, or -1 for an unpaired surrogate.
- * json-glib 1.6.6 turns an unpaired low surrogate into invalid UTF-8 and
- * leaks memory on a high surrogate followed by another escape. */
+ * bytes from @digits on belong to it, or -1 when it must be replaced: a
+ * NUL, which would end json-glib's C string, or a UTF-16 surrogate without
+ * its partner. json-glib 1.6.6 turns an unpaired low surrogate into invalid
+ * UTF-8 and leaks memory on a high surrogate followed by another escape. */
 static gssize
 check_escape (const char *digits,
               const char *end)
 {
   gint unit = read_escape_unit (digits, end);
   gint low;
+
+  if (unit < 0)
+    return 0;
+
+  if (unit == 0)
+    return -1;
 
   if (unit < 0xD800 || unit > 0xDFFF)
     return 4;
@@ -77,14 +84,14 @@ set_trailing_data_error (GError     **error,
 /* Finds what json-glib 1.6.6 gets wrong, before it parses the text:
  * nesting deep enough to exhaust the stack, unpaired surrogate escapes,
  * and a second value after the first, which it accepts by keeping the
- * last one and leaking the others. Counts the `\u0000` escapes in
- * @n_nul_escapes, and when @rewritten is a copy of @data, turns each into
- * `\ufffd` there. */
+ * last one and leaking the others. Counts the escapes that check_escape()
+ * wants replaced in @n_replaced, and when @rewritten is a copy of @data,
+ * turns each into `\ufffd` there. */
 static gboolean
 check_structure (const char  *data,
                  gsize        length,
                  char        *rewritten,
-                 guint       *n_nul_escapes,
+                 guint       *n_replaced,
                  GError     **error)
 {
   const char *end = data + length;
@@ -93,7 +100,7 @@ check_structure (const char  *data,
   gboolean scalar_seen = FALSE;     /* the record starts with a string, number or literal */
   gboolean container_done = FALSE;  /* a top-level object or array has ended */
 
-  *n_nul_escapes = 0;
+  *n_replaced = 0;
 
   for (const char *p = data; p < end; p++)
     {
@@ -114,19 +121,10 @@ check_structure (const char  *data,
 
                   if (escape_length < 0)
                     {
-                      g_set_error (error, JARVIS_INPUT_ERROR, JARVIS_INPUT_ERROR_MALFORMED,
-                                   "invalid JSON at column %td: the escape \\%.5s is an "
-                                   "unpaired UTF-16 surrogate; each escape from \\ud800 "
-                                   "to \\udbff must be followed by one from \\udc00 to "
-                                   "\\udfff", p - data, p);
-                      return FALSE;
-                    }
-
-                  if (read_escape_unit (p + 1, end) == 0)
-                    {
-                      (*n_nul_escapes)++;
+                      (*n_replaced)++;
                       if (rewritten != NULL)
                         memcpy (rewritten + (p + 1 - data), "fffd", 4);
+                      escape_length = 4;
                     }
 
                   if (p + escape_length < end)
@@ -227,9 +225,9 @@ set_parse_error (GError     **error,
  * @error: return location for a %JARVIS_INPUT_ERROR_MALFORMED error
  *
  * Parses one JSON object. Whitespace around it is allowed; nesting deeper
- * than %JARVIS_JSON_MAX_DEPTH, invalid UTF-8, unpaired surrogate escapes,
- * data after the first value and any other top-level value are errors. A
- * `\u0000` escape is read as U+FFFD.
+ * than %JARVIS_JSON_MAX_DEPTH, invalid UTF-8, data before or after the
+ * object and any other top-level value are errors. A `\u0000` escape and a
+ * UTF-16 surrogate escape without its partner are read as U+FFFD.
  *
  * Returns: (transfer full) (nullable): the object node, or %NULL on error
  */
@@ -241,23 +239,24 @@ jarvis_json_parse_object (JsonParser  *parser,
 {
   g_autoptr(GError) parse_error = NULL;
   g_autofree char *rewritten = NULL;
-  guint n_nul_escapes = 0;
+  guint n_replaced = 0;
   JsonNode *root;
 
   g_return_val_if_fail (JSON_IS_PARSER (parser), NULL);
   g_return_val_if_fail (data != NULL || length == 0, NULL);
 
-  if (!check_structure (data, length, NULL, &n_nul_escapes, error))
+  if (!check_structure (data, length, NULL, &n_replaced, error))
     return NULL;
 
   /* json-glib returns strings as C strings, so a `\u0000` escape would
-   * silently cut a string short. It becomes U+FFFD instead, as a raw NUL
-   * in delta text does on the bus. The escapes have the same length, so
-   * error columns stay right. */
-  if (n_nul_escapes > 0)
+   * silently cut a string short, and it mangles unpaired surrogates. Such
+   * escapes become U+FFFD instead, as invalid UTF-8 and NULs in delta text
+   * do on the bus. The escapes have the same length, so error columns stay
+   * right. */
+  if (n_replaced > 0)
     {
       rewritten = g_memdup2 (data, length);
-      check_structure (data, length, rewritten, &n_nul_escapes, NULL);
+      check_structure (data, length, rewritten, &n_replaced, NULL);
       data = rewritten;
     }
 
