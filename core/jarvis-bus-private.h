@@ -154,6 +154,8 @@ void _jarvis_bus_detach_scope (JarvisBus   *bus,
 
 void _jarvis_bus_check_close (JarvisBus *bus);
 
+void _jarvis_bus_check_drained (JarvisBus *bus);
+
 void _jarvis_bus_signal_request_started (JarvisBus  *bus,
                                          const char *request_id,
                                          const char *session_id);

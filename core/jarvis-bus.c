@@ -15,6 +15,7 @@ enum
 {
   SIGNAL_REQUEST_STARTED,
   SIGNAL_REQUEST_COMPLETED,
+  SIGNAL_DRAINED,
   N_SIGNALS
 };
 
@@ -98,7 +99,7 @@ jarvis_counter_get_name (JarvisCounter counter)
 }
 
 /* g_thread_self() goes through a GPrivate lookup, which costs more than
- * the rest of the emit decision. Every emit asks, so the answer is kept
+ * the rest of the emit decision. Every emit needs it, so it is kept
  * in plain thread-local storage. Both live exactly as long as the thread. */
 static _Thread_local GThread *current_thread;
 
@@ -188,6 +189,19 @@ _jarvis_bus_signal_request_completed (JarvisBus   *bus,
                                       JarvisEvent *complete)
 {
   g_signal_emit (bus, signals[SIGNAL_REQUEST_COMPLETED], 0, complete);
+}
+
+/* Lets a host close once nothing is in flight, instead of cancelling
+ * handler calls for complete events that were about to return. */
+void
+_jarvis_bus_check_drained (JarvisBus *bus)
+{
+  if (bus->close_stage != CLOSE_NONE ||
+      g_hash_table_size (bus->requests) > 0 ||
+      bus->n_invocations > 0)
+    return;
+
+  g_signal_emit (bus, signals[SIGNAL_DRAINED], 0);
 }
 
 static void
@@ -794,6 +808,8 @@ invocation_returned (JarvisInvocation *invocation,
   else
     _jarvis_bus_check_close (bus);
   plugin_invocation_settled (plugin);
+  if (request == NULL)
+    _jarvis_bus_check_drained (bus);
   _jarvis_bus_leave (bus);
 }
 
@@ -1077,6 +1093,7 @@ unload_deadline_expired (gpointer user_data)
   for (guint i = 0; i < requests->len; i++)
     _jarvis_request_invocation_settled (g_ptr_array_index (requests, i));
   _jarvis_bus_check_close (bus);
+  _jarvis_bus_check_drained (bus);
 
   if (plugin->invocations.length == 0)
     finish_unload (plugin);
@@ -1832,4 +1849,20 @@ jarvis_bus_class_init (JarvisBusClass *klass)
     g_signal_new ("request-completed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 1,
                   JARVIS_TYPE_EVENT | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * JarvisBus::drained:
+   * @bus: the bus
+   *
+   * Emitted while the bus is open, each time the last active request has
+   * completed and the last handler call has returned, so that nothing is
+   * in flight. A program that has fed all its input can close the bus
+   * from here without cancelling any handler call. Handlers that never
+   * return keep it from being emitted, so wait for it with a deadline.
+   *
+   * Since: 0.1
+   */
+  signals[SIGNAL_DRAINED] =
+    g_signal_new ("drained", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }

@@ -895,6 +895,7 @@ emit_complete (JarvisRequest *request)
   _jarvis_request_free (request);
 
   _jarvis_bus_check_close (bus);
+  _jarvis_bus_check_drained (bus);
 }
 
 /* Drops one request whose start still waits for its session, with its

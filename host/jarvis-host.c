@@ -39,6 +39,11 @@
 #define DEFAULT_CONNECT_TIMEOUT_S 30
 #define DEFAULT_IDLE_TIMEOUT_S 60
 
+/* How long the host waits, once all requests completed, for the handler
+ * calls of their complete events before it closes the bus and so cancels
+ * them. As long as the bus's default drain deadline. */
+#define HOST_SETTLE_MS 2000
+
 /* The state of a request as seen from the events the host emitted. Only
  * requests whose stream ended are waited for before close. */
 typedef enum
@@ -70,6 +75,7 @@ typedef struct
   JarvisPluginLoader *loader;           /* (owned) */
   GCancellable *cancellable;            /* (owned) stops the source phase */
   GSource *signal_sources[2];           /* (owned) SIGINT, SIGTERM */
+  GSource *settle_source;               /* (owned) (nullable) bounds the wait for drained */
   JarvisHostReader *reader;             /* (owned) (nullable) */
   char *api_key;                        /* (owned) (nullable) secret, wiped on free */
 
@@ -390,20 +396,68 @@ begin_close (Host *host)
     return;
 
   host->closing = TRUE;
+  if (host->settle_source != NULL)
+    {
+      g_source_destroy (host->settle_source);
+      g_clear_pointer (&host->settle_source, g_source_unref);
+    }
   jarvis_bus_close_async (host->bus, NULL, on_closed, host);
 }
 
+static gboolean
+on_settle_timeout (gpointer user_data)
+{
+  Host *host = user_data;
+
+  g_clear_pointer (&host->settle_source, g_source_unref);
+  begin_close (host);
+
+  return G_SOURCE_REMOVE;
+}
+
 /* Closes the bus once the source is done and every request whose stream
- * ended has completed. A bus with no active request counts as drained even
- * when the host's own table disagrees, so a mismatch cannot hang the run. */
+ * ended has completed. Requests that never ended are cancelled at once.
+ * Handler calls for the last complete events, such as the recorder's
+ * writes, may still be running, and close would cancel them. So the host
+ * waits for the bus's `drained` signal, for at most HOST_SETTLE_MS. The
+ * host's own table may disagree with the bus, so only the bus's count of
+ * active requests decides, and a mismatch cannot hang the run. */
 static void
 close_when_drained (Host *host)
 {
-  if (!host->source_done)
+  if (!host->source_done || host->closing)
     return;
 
-  if (host->n_ended == 0 || host->interrupted || jarvis_bus_get_n_active_requests (host->bus) == 0)
-    begin_close (host);
+  if (host->interrupted ||
+      (host->n_ended == 0 && jarvis_bus_get_n_active_requests (host->bus) > 0))
+    {
+      begin_close (host);
+      return;
+    }
+
+  if (jarvis_bus_get_n_active_requests (host->bus) > 0)
+    return;
+
+  if (jarvis_bus_get_n_invocations (host->bus) == 0)
+    {
+      begin_close (host);
+      return;
+    }
+
+  if (host->settle_source == NULL)
+    {
+      host->settle_source = g_timeout_source_new (HOST_SETTLE_MS);
+      g_source_set_static_name (host->settle_source, "jarvis-host settle deadline");
+      g_source_set_callback (host->settle_source, on_settle_timeout, host, NULL);
+      g_source_attach (host->settle_source, host->context);
+    }
+}
+
+static void
+on_drained (JarvisBus *bus,
+            gpointer   user_data)
+{
+  close_when_drained (user_data);
 }
 
 /* Prints the error of a failed request, which no plugin is bound to show.
@@ -675,6 +729,7 @@ create_bus (Host *host)
   jarvis_bus_set_config (host->bus, host->config);
   jarvis_bus_set_flush_policy (host->bus, host->settings.flush_interval_ms, host->settings.flush_bytes);
   g_signal_connect (host->bus, "request-completed", G_CALLBACK (on_request_completed), host);
+  g_signal_connect (host->bus, "drained", G_CALLBACK (on_drained), host);
 }
 
 static void
@@ -688,6 +743,9 @@ host_clear (Host *host)
       g_clear_pointer (&host->signal_sources[i], g_source_unref);
     }
 
+  if (host->settle_source != NULL)
+    g_source_destroy (host->settle_source);
+  g_clear_pointer (&host->settle_source, g_source_unref);
   g_clear_pointer (&host->reader, jarvis_host_reader_free);
   g_clear_object (&host->loader);
   g_clear_object (&host->bus);

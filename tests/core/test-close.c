@@ -84,6 +84,64 @@ test_close_waits (CoreFixture   *fixture,
   g_assert_cmpuint (jarvis_bus_get_n_active_requests (fixture->bus), ==, 0);
 }
 
+static void
+count_drained (JarvisBus *bus,
+               gpointer   user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+/* `drained` comes once nothing is in flight: after the last request's
+ * complete and the return of every call made for it, never while a
+ * request is active and never once close began. */
+static void
+test_close_drained (CoreFixture   *fixture,
+                    gconstpointer  data)
+{
+  guint n_drained = 0;
+  guint n_closed = 0;
+
+  g_signal_connect (fixture->bus, "drained", G_CALLBACK (count_drained), &n_drained);
+  core_fixture_register (fixture, "holder", init_holder);
+
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_START, "r1", "s1", NULL);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_START, "r2", "s2", NULL);
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_END, "r1", "s1", NULL);
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (fixture->completes->len, ==, 1);
+
+  /* r2 is still open, so returning r1's complete call drains nothing. */
+  g_assert_cmpuint (fixture->held->len, ==, 1);
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (n_drained, ==, 0);
+
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_END, "r2", "s2", NULL);
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (fixture->completes->len, ==, 2);
+
+  /* The last request completed, but its complete call is still held. */
+  g_assert_cmpuint (jarvis_bus_get_n_active_requests (fixture->bus), ==, 0);
+  g_assert_cmpuint (fixture->held->len, ==, 1);
+  g_assert_cmpuint (n_drained, ==, 0);
+
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (n_drained, ==, 1);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_TASKS_CANCELLED), ==, 0);
+
+  /* An event outside any request drains again once its call returns. */
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_USAGE, "none", NULL, NULL);
+  g_assert_cmpuint (fixture->held->len, ==, 1);
+  g_assert_cmpuint (n_drained, ==, 1);
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (n_drained, ==, 2);
+
+  core_fixture_emit (fixture, JARVIS_EVENT_STREAM_USAGE, "none", NULL, NULL);
+  jarvis_bus_close_async (fixture->bus, NULL, close_done, &n_closed);
+  core_fixture_return_held (fixture);
+  g_assert_cmpuint (n_closed, ==, 1);
+  g_assert_cmpuint (n_drained, ==, 2);
+}
+
 /* A start that waits for its session when close begins never starts: it
  * gets no complete, and its queued events count as dropped. */
 static void
@@ -293,6 +351,7 @@ main (int   argc,
   ADD_TEST ("/jarvis/close/unload-plugin", test_close_unload_plugin);
   ADD_TEST ("/jarvis/close/unload-deadline", test_close_unload_deadline);
   ADD_TEST ("/jarvis/close/unload-unknown", test_close_unload_unknown);
+  ADD_TEST ("/jarvis/close/drained", test_close_drained);
   g_test_add_func ("/jarvis/close/dispose-unclosed", test_close_dispose_unclosed);
 
   return g_test_run ();

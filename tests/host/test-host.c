@@ -574,6 +574,49 @@ test_format_events (Fixture       *fixture,
     }
 }
 
+/* The recorder writes each complete event asynchronously. On a clean run
+ * the host waits for those writes before it closes the bus, so no call is
+ * cancelled and every complete line is in the file. */
+static void
+test_clean_run_cancels_nothing (Fixture       *fixture,
+                                gconstpointer  user_data)
+{
+  g_autofree char *openai = example_path ("openai-multibyte.sse");
+  g_autofree char *anthropic = example_path ("anthropic-hello.sse");
+  g_autofree char *recording = fixture_path (fixture, "recording.jsonl");
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autofree char *path_option = g_strdup_printf ("recorder.path=%s", recording);
+  const char * const args[] = {
+    "--plugin=console", "--plugin=recorder", "--option", path_option,
+    "--stats", stats_path, openai, anthropic, NULL
+  };
+  g_autoptr (HostRun) run = run_host (fixture, NULL, args);
+  g_autoptr (JsonObject) stats = NULL;
+  g_autoptr (GPtrArray) records = NULL;
+  guint completes = 0;
+
+  g_assert_cmpint (run->exit_status, ==, 0);
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests_completed"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_created"), >, 0);
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_cancelled"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_detached"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_completed"), ==,
+                   json_object_get_int_member (stats, "tasks_created"));
+
+  records = read_recording (recording);
+  for (guint i = 0; i < records->len; i++)
+    {
+      JsonObject *record = g_ptr_array_index (records, i);
+
+      if (g_strcmp0 (json_object_get_string_member (record, "type"), "agent.stream.complete") == 0)
+        completes++;
+    }
+  g_assert_cmpuint (completes, ==, 2);
+}
+
 static void
 test_stdin (Fixture       *fixture,
             gconstpointer  user_data)
@@ -1788,6 +1831,7 @@ main (int    argc,
   ADD ("format/anthropic", test_format_anthropic);
   ADD ("format/ollama", test_format_ollama);
   ADD ("format/events", test_format_events);
+  ADD ("stats/clean-run-cancels-nothing", test_clean_run_cancels_nothing);
   ADD ("input/stdin", test_stdin);
   ADD ("input/several", test_several_inputs);
   ADD ("input/flush-bytes", test_flush_bytes_reach_bus);
