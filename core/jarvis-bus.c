@@ -577,14 +577,19 @@ remove_plugin_subscriptions (JarvisBus    *bus,
   compact_subscriptions (bus);
 }
 
+/* Exact patterns are interned, and so is the type of every event created
+ * after a subscription named it. An event created before that carries a
+ * copy of its type, which only a string compare can match. */
 static inline gboolean
 subscription_matches (JarvisSubscription *subscription,
+                      JarvisEvent        *event,
                       const char         *event_type)
 {
   switch (subscription->match)
     {
     case MATCH_EXACT:
-      return subscription->pattern == event_type;
+      return subscription->pattern == event_type ||
+             (!_jarvis_event_type_is_interned (event) && strcmp (subscription->pattern, event_type) == 0);
     case MATCH_PREFIX:
       return strncmp (event_type, subscription->pattern, subscription->prefix_length) == 0;
     case MATCH_ALL:
@@ -635,7 +640,7 @@ _jarvis_bus_dispatch (JarvisBus   *bus,
     {
       JarvisSubscription *subscription = g_ptr_array_index (bus->subscriptions, i);
 
-      if (subscription->removed || !subscription_matches (subscription, event_type))
+      if (subscription->removed || !subscription_matches (subscription, event, event_type))
         continue;
 
       if (subscription->func != NULL)

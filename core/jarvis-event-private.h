@@ -17,6 +17,8 @@ void _jarvis_event_set_origin (JarvisEvent *event,
 
 const char *_jarvis_event_get_origin (JarvisEvent *event);
 
+gboolean _jarvis_event_type_is_interned (JarvisEvent *event);
+
 /* Whether the event is a flush or a complete, which only the bus emits. */
 gboolean _jarvis_event_is_bus_only (JarvisEvent *event);
 

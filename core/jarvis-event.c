@@ -9,7 +9,8 @@ struct _JarvisEvent
   gatomicrefcount ref_count;
   gint sealed;                  /* atomic; set once by the bus */
 
-  const char *event_type;       /* interned */
+  const char *event_type;       /* interned, or in storage when type_interned is FALSE */
+  gboolean type_interned;
   char *request_id;             /* in storage */
   char *session_id;             /* owned or in storage, nullable */
   char *trace_id;               /* owned or in storage, nullable */
@@ -78,9 +79,16 @@ _jarvis_event_init_types (void)
   g_once_init_leave (&initialised, 1);
 }
 
+/* Returns the interned copy of @event_type when one exists, or NULL. The
+ * stream types are interned at start-up, and a subscription interns the
+ * type it names. Any other type is not interned here: an interned string
+ * lives as long as the process, and input may carry any number of
+ * distinct types. */
 static const char *
-intern_event_type (const char *event_type)
+lookup_event_type (const char *event_type)
 {
+  GQuark quark;
+
   _jarvis_event_init_types ();
 
   if (strncmp (event_type, STREAM_PREFIX, strlen (STREAM_PREFIX)) == 0)
@@ -92,26 +100,33 @@ intern_event_type (const char *event_type)
           return stream_types[i];
     }
 
-  return g_intern_string (event_type);
+  quark = g_quark_try_string (event_type);
+
+  return quark != 0 ? g_quark_to_string (quark) : NULL;
 }
 
+/* Allocates an event whose type is @interned_type, or a copy of
+ * @event_type when @interned_type is NULL. */
 static JarvisEvent *
 event_alloc (const char *interned_type,
+             const char *event_type,
              const char *request_id,
              gsize       spare)
 {
   gsize id_size = strlen (request_id) + 1;
+  gsize type_size = interned_type == NULL ? strlen (event_type) + 1 : 0;
   JarvisEvent *event;
 
   /* Not g_malloc0(): glibc's calloc skips the per-thread cache that
    * makes malloc and free of small blocks cheap. */
-  event = g_malloc (sizeof (JarvisEvent) + id_size + spare);
+  event = g_malloc (sizeof (JarvisEvent) + id_size + type_size + spare);
   memset (event, 0, sizeof (JarvisEvent));
   g_atomic_ref_count_init (&event->ref_count);
-  event->event_type = interned_type;
-  event->storage_size = id_size + spare;
-  event->storage_used = id_size;
+  event->storage_size = id_size + type_size + spare;
+  event->storage_used = id_size + type_size;
   event->request_id = memcpy (event->storage, request_id, id_size);
+  event->type_interned = interned_type != NULL;
+  event->event_type = interned_type != NULL ? interned_type : memcpy (event->storage + id_size, event_type, type_size);
 
   return event;
 }
@@ -190,7 +205,7 @@ jarvis_event_new (const char *event_type,
   g_return_val_if_fail (event_type != NULL && *event_type != '\0', NULL);
   g_return_val_if_fail (request_id != NULL, NULL);
 
-  return event_alloc (intern_event_type (event_type), request_id, EVENT_SPARE_STORAGE);
+  return event_alloc (lookup_event_type (event_type), event_type, request_id, EVENT_SPARE_STORAGE);
 }
 
 /**
@@ -383,7 +398,9 @@ jarvis_event_set_choice (JarvisEvent *event,
  * jarvis_event_get_event_type:
  * @event: an event
  *
- * Returns: (transfer none): the event type, an interned string
+ * Returns: (transfer none): the event type, valid as long as @event. For
+ *   the stream types and any type that a subscription names, it is an
+ *   interned string (see g_intern_string())
  *
  * Since: 0.1
  */
@@ -589,6 +606,15 @@ _jarvis_event_is_sealed (JarvisEvent *event)
   return g_atomic_int_get (&event->sealed);
 }
 
+/* Whether the event's type is an interned string, so that comparing
+ * pointers with another interned string tells whether the types are
+ * equal. */
+gboolean
+_jarvis_event_type_is_interned (JarvisEvent *event)
+{
+  return event->type_interned;
+}
+
 /* Whether the event has a type that only the bus may emit. Types are
  * interned, so comparing pointers is enough. */
 gboolean
@@ -639,7 +665,7 @@ _jarvis_event_new_flush (const char *request_id,
   _jarvis_event_init_types ();
 
   /* One block sized for all of it: flushes carry up to the size bound. */
-  event = event_alloc (stream_types[STREAM_FLUSH], request_id, session_size + trace_size + length + 1);
+  event = event_alloc (stream_types[STREAM_FLUSH], NULL, request_id, session_size + trace_size + length + 1);
   set_string (event, &event->session_id, session_id);
   set_string (event, &event->trace_id, trace_id);
   event->choice = choice;

@@ -100,6 +100,46 @@ init_mutator (JarvisPlugin  *plugin,
   return TRUE;
 }
 
+static gboolean
+init_late_exact (JarvisPlugin  *plugin,
+                 GError       **error)
+{
+  jarvis_plugin_subscribe (plugin, "custom.late-exact-type", core_record_sync, "exact", NULL);
+  return TRUE;
+}
+
+/* Event types that no subscription names are copied into the event, not
+ * interned, so input with ever new types cannot grow the process's quark
+ * table. An event created before a subscription named its type still
+ * reaches that subscription. */
+static void
+test_dispatch_types_not_interned (CoreFixture   *fixture,
+                                  gconstpointer  data)
+{
+  const char * const expected[] = {
+    "exact:custom.late-exact-type:x", "exact:custom.late-exact-type:y", NULL
+  };
+  JarvisEvent *early;
+
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autofree char *type = g_strdup_printf ("custom.unique-%u", i);
+      g_autoptr(JarvisEvent) event = jarvis_event_new (type, "r");
+
+      g_assert_cmpstr (jarvis_event_get_event_type (event), ==, type);
+      g_assert_cmpuint (g_quark_try_string (type), ==, 0);
+    }
+
+  early = jarvis_event_new ("custom.late-exact-type", "x");
+  g_assert_cmpuint (g_quark_try_string ("custom.late-exact-type"), ==, 0);
+
+  core_fixture_register (fixture, "late", init_late_exact);
+  jarvis_bus_emit (fixture->bus, early);
+  core_fixture_emit (fixture, "custom.late-exact-type", "y", NULL, NULL);
+
+  core_fixture_assert_calls (fixture, expected);
+}
+
 static void
 test_dispatch_mutation (CoreFixture   *fixture,
                         gconstpointer  data)
@@ -415,6 +455,7 @@ main (int   argc,
   ADD_TEST ("/jarvis/dispatch/fifo", test_dispatch_fifo);
   ADD_TEST ("/jarvis/dispatch/register-errors", test_dispatch_register_errors);
   ADD_TEST ("/jarvis/dispatch/init-fails", test_dispatch_init_fails);
+  ADD_TEST ("/jarvis/dispatch/types-not-interned", test_dispatch_types_not_interned);
   g_test_add_func ("/jarvis/dispatch/invalid-pattern", test_dispatch_invalid_pattern);
   g_test_add_func ("/jarvis/dispatch/bus-only-type/bus-emit", test_dispatch_bus_emit_bus_only_type);
   g_test_add_func ("/jarvis/dispatch/bus-only-type/plugin-emit", test_dispatch_plugin_emit_bus_only_type);
