@@ -118,6 +118,24 @@ in_owner_thread (JarvisBus *bus)
   return get_current_thread () == bus->owner;
 }
 
+/* GTask calls back in the thread-default context of its creation. The bus
+ * promises its callbacks in its own context, which a program that
+ * iterates a private context need not have pushed, so it is pushed here. */
+static GTask *
+new_bus_task (JarvisBus           *bus,
+              GCancellable        *cancellable,
+              GAsyncReadyCallback  callback,
+              gpointer             user_data)
+{
+  GTask *task;
+
+  g_main_context_push_thread_default (bus->context);
+  task = g_task_new (bus, cancellable, callback, user_data);
+  g_main_context_pop_thread_default (bus->context);
+
+  return task;
+}
+
 GSource *
 _jarvis_bus_add_timer (JarvisBus   *bus,
                        const char  *name,
@@ -1209,6 +1227,7 @@ start_unload (JarvisPlugin *plugin,
  * shutdown hook and closes its module. If calls are still in flight at the
  * deadline they are detached, and the module stays loaded (a warning names
  * the plugin and the count). Requests go on with the other plugins.
+ * @callback runs in the bus's context.
  *
  * Since: 0.1
  */
@@ -1226,7 +1245,7 @@ jarvis_bus_unload_plugin (JarvisBus           *bus,
   g_return_if_fail (name != NULL);
   g_return_if_fail (in_owner_thread (bus));
 
-  task = g_task_new (bus, cancellable, callback, user_data);
+  task = new_bus_task (bus, cancellable, callback, user_data);
   g_task_set_source_tag (task, jarvis_bus_unload_plugin);
 
   plugin = lookup_plugin (bus, name);
@@ -1610,7 +1629,8 @@ close_deadline_expired (gpointer user_data)
  * Closes the bus: cancels and cleans up every request, waits until each
  * completed, then unloads every plugin as jarvis_bus_unload_plugin() does.
  * When @callback runs, no source of the bus is attached and no request or
- * invocation is alive. Later emits are dropped.
+ * invocation is alive. Later emits are dropped. @callback runs in the
+ * bus's context, whichever context is the thread default.
  *
  * Since: 0.1
  */
@@ -1625,7 +1645,7 @@ jarvis_bus_close_async (JarvisBus           *bus,
   g_return_if_fail (JARVIS_IS_BUS (bus));
   g_return_if_fail (in_owner_thread (bus));
 
-  task = g_task_new (bus, cancellable, callback, user_data);
+  task = new_bus_task (bus, cancellable, callback, user_data);
   g_task_set_source_tag (task, jarvis_bus_close_async);
 
   if (bus->close_stage == CLOSE_DONE)

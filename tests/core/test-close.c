@@ -142,6 +142,28 @@ test_close_drained (CoreFixture   *fixture,
   g_assert_cmpuint (n_drained, ==, 2);
 }
 
+/* The close callback runs in the bus's own context, even when the program
+ * iterates that context without pushing it as the thread default. */
+static void
+test_close_private_context (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  JarvisBus *bus = jarvis_bus_new (context);
+  guint n_closed = 0;
+
+  g_assert_true (g_main_context_get_thread_default () != context);
+
+  jarvis_bus_emit (bus, jarvis_test_event_new (JARVIS_EVENT_STREAM_START, "r1", NULL, NULL));
+  jarvis_bus_close_async (bus, NULL, close_done, &n_closed);
+
+  for (guint i = 0; i < 100 && n_closed == 0; i++)
+    g_main_context_iteration (context, FALSE);
+
+  g_assert_cmpuint (n_closed, ==, 1);
+  g_assert_true (jarvis_bus_is_closed (bus));
+  g_object_unref (bus);
+}
+
 /* A start that waits for its session when close begins never starts: it
  * gets no complete, and its queued events count as dropped. */
 static void
@@ -352,6 +374,7 @@ main (int   argc,
   ADD_TEST ("/jarvis/close/unload-deadline", test_close_unload_deadline);
   ADD_TEST ("/jarvis/close/unload-unknown", test_close_unload_unknown);
   ADD_TEST ("/jarvis/close/drained", test_close_drained);
+  g_test_add_func ("/jarvis/close/private-context", test_close_private_context);
   g_test_add_func ("/jarvis/close/dispose-unclosed", test_close_dispose_unclosed);
 
   return g_test_run ();
