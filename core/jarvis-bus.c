@@ -1467,6 +1467,19 @@ jarvis_bus_get_n_invocations (JarvisBus *bus)
   return bus->n_invocations;
 }
 
+/* Emits from other threads after close never reach the bus thread, so the
+ * queue counts them, and they are added here as accepted and dropped late
+ * like emits after close from the bus thread. */
+static guint64
+read_counter (JarvisBus     *bus,
+              JarvisCounter  counter)
+{
+  if (counter == JARVIS_COUNTER_EVENTS || counter == JARVIS_COUNTER_LATE_EVENTS_DROPPED)
+    return bus->counters[counter] + _jarvis_queue_get_n_rejected (bus->queue);
+
+  return bus->counters[counter];
+}
+
 /**
  * jarvis_bus_get_counter:
  * @bus: a bus
@@ -1483,7 +1496,7 @@ jarvis_bus_get_counter (JarvisBus     *bus,
   g_return_val_if_fail (JARVIS_IS_BUS (bus), 0);
   g_return_val_if_fail ((guint) counter < JARVIS_N_COUNTERS, 0);
 
-  return bus->counters[counter];
+  return read_counter (bus, counter);
 }
 
 /**
@@ -1504,7 +1517,7 @@ jarvis_bus_dup_stats (JarvisBus *bus)
 
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a{st}"));
   for (guint i = 0; i < JARVIS_N_COUNTERS; i++)
-    g_variant_builder_add (&builder, "{st}", jarvis_counter_get_name (i), bus->counters[i]);
+    g_variant_builder_add (&builder, "{st}", jarvis_counter_get_name (i), read_counter (bus, i));
 
   return g_variant_ref_sink (g_variant_builder_end (&builder));
 }

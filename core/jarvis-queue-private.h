@@ -33,6 +33,8 @@ void _jarvis_queue_set_capacity (JarvisQueue *queue,
 gboolean _jarvis_queue_push (JarvisQueue *queue,
                              JarvisEvent *event);
 
+guint64 _jarvis_queue_get_n_rejected (JarvisQueue *queue);
+
 guint _jarvis_queue_get_length (JarvisQueue *queue);
 
 guint _jarvis_queue_close (JarvisQueue *queue);

@@ -49,6 +49,7 @@ struct _JarvisQueue
   GQueue items;                 /* JarvisEvent *, owned */
   guint capacity;
   gboolean closed;
+  guint64 n_rejected;           /* pushes after close */
 
   GSource *source;              /* owned; attached to the bus context */
   JarvisQueueFunc func;
@@ -134,6 +135,7 @@ _jarvis_queue_push (JarvisQueue *queue,
 
   if (queue->closed)
     {
+      queue->n_rejected++;
       _jarvis_tsan_release (&queue->lock);
       g_mutex_unlock (&queue->lock);
       jarvis_event_unref (event);
@@ -151,6 +153,21 @@ _jarvis_queue_push (JarvisQueue *queue,
   g_mutex_unlock (&queue->lock);
 
   return TRUE;
+}
+
+/* Returns how many pushes came after _jarvis_queue_close(). Any thread. */
+guint64
+_jarvis_queue_get_n_rejected (JarvisQueue *queue)
+{
+  guint64 n_rejected;
+
+  g_mutex_lock (&queue->lock);
+  _jarvis_tsan_acquire (&queue->lock);
+  n_rejected = queue->n_rejected;
+  _jarvis_tsan_release (&queue->lock);
+  g_mutex_unlock (&queue->lock);
+
+  return n_rejected;
 }
 
 guint

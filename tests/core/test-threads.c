@@ -43,7 +43,7 @@ typedef struct
 } Producer;
 
 /* Producers emit a stream event type because the bus interns those once.
- * Other types go through g_intern_string(), whose futex-based lock
+ * Other types are looked up in GLib's quark table, whose futex-based lock
  * ThreadSanitizer cannot see in an uninstrumented GLib. */
 static gpointer
 produce (gpointer data)
@@ -186,6 +186,41 @@ test_threads_stream (CoreFixture   *fixture,
   g_assert_cmpuint (core_complete_get (g_ptr_array_index (fixture->completes, 0), "tokens"), ==, 100);
 }
 
+static void
+on_closed (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  g_assert_true (jarvis_bus_close_finish (JARVIS_BUS (object), result, NULL));
+  *(gboolean *) user_data = TRUE;
+}
+
+/* Emits from another thread after close are dropped, and counted as
+ * accepted and late like emits after close from the bus thread. */
+static void
+test_threads_emit_after_close (CoreFixture   *fixture,
+                               gconstpointer  data)
+{
+  Producer producer = { .bus = fixture->bus, .producer = 0, .n_events = 25 };
+  gboolean closed = FALSE;
+  guint64 events_before;
+  guint64 late_before;
+  GThread *thread;
+
+  jarvis_bus_close_async (fixture->bus, NULL, on_closed, &closed);
+  while (!closed)
+    g_main_context_iteration (fixture->context, TRUE);
+
+  events_before = jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_EVENTS);
+  late_before = jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_LATE_EVENTS_DROPPED);
+
+  thread = g_thread_new ("late producer", produce, &producer);
+  g_thread_join (thread);
+
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_EVENTS), ==, events_before + 25);
+  g_assert_cmpuint (jarvis_bus_get_counter (fixture->bus, JARVIS_COUNTER_LATE_EVENTS_DROPPED), ==, late_before + 25);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -194,6 +229,7 @@ main (int   argc,
   jarvis_test_log_init ();
 
   ADD_TEST ("/jarvis/threads/order", test_threads_order);
+  ADD_TEST ("/jarvis/threads/emit-after-close", test_threads_emit_after_close);
   ADD_TEST ("/jarvis/threads/bounded-queue", test_threads_bounded_queue);
   ADD_TEST ("/jarvis/threads/stream", test_threads_stream);
 
