@@ -308,6 +308,7 @@ jarvis_bus_set_config (JarvisBus *bus,
                        GKeyFile  *config)
 {
   g_return_if_fail (JARVIS_IS_BUS (bus));
+  g_return_if_fail (in_owner_thread (bus));
 
   if (config != NULL)
     g_key_file_ref (config);
@@ -340,7 +341,8 @@ jarvis_bus_get_config (JarvisBus *bus)
  *   4096)
  *
  * Sets when delta text is flushed. The first text of a request is always
- * flushed at once.
+ * flushed at once. A new policy applies to the next text buffered. Call
+ * it in the bus's thread, like the other setters.
  *
  * Since: 0.1
  */
@@ -350,6 +352,7 @@ jarvis_bus_set_flush_policy (JarvisBus *bus,
                              gsize      max_bytes)
 {
   g_return_if_fail (JARVIS_IS_BUS (bus));
+  g_return_if_fail (in_owner_thread (bus));
   g_return_if_fail (max_bytes > 0);
 
   bus->flush_interval_ms = interval_ms;
@@ -371,6 +374,7 @@ jarvis_bus_set_end_grace (JarvisBus *bus,
                           guint      grace_ms)
 {
   g_return_if_fail (JARVIS_IS_BUS (bus));
+  g_return_if_fail (in_owner_thread (bus));
 
   bus->end_grace_ms = grace_ms;
 }
@@ -390,6 +394,7 @@ jarvis_bus_set_drain_timeout (JarvisBus *bus,
                               guint      timeout_ms)
 {
   g_return_if_fail (JARVIS_IS_BUS (bus));
+  g_return_if_fail (in_owner_thread (bus));
 
   bus->drain_timeout_ms = timeout_ms;
 }
@@ -409,6 +414,7 @@ jarvis_bus_set_queue_capacity (JarvisBus *bus,
                                guint      capacity)
 {
   g_return_if_fail (JARVIS_IS_BUS (bus));
+  g_return_if_fail (in_owner_thread (bus));
   g_return_if_fail (capacity > 0);
 
   bus->queue_capacity = capacity;

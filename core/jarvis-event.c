@@ -357,13 +357,22 @@ jarvis_event_set_payload (JarvisEvent *event,
                           GVariant    *payload)
 {
   g_return_if_fail (event != NULL);
-  g_return_if_fail (payload == NULL ||
-                    g_variant_is_of_type (payload, G_VARIANT_TYPE_VARDICT));
 
+  /* A rejected payload is still sunk and released, so that a floating
+   * reference handed over does not leak. */
   if (!check_mutable (event, G_STRFUNC))
     {
       if (payload != NULL)
         g_variant_unref (g_variant_ref_sink (payload));
+      return;
+    }
+
+  if (payload != NULL && !g_variant_is_of_type (payload, G_VARIANT_TYPE_VARDICT))
+    {
+      g_critical ("%s: the payload of event %s for request %s must be an a{sv}, not %s",
+                  G_STRFUNC, event->event_type, event->request_id,
+                  g_variant_get_type_string (payload));
+      g_variant_unref (g_variant_ref_sink (payload));
       return;
     }
 

@@ -139,6 +139,26 @@ test_event_sealed_setter (void)
   g_test_trap_assert_stderr ("*CRITICAL*jarvis_event_set_text*agent.stream.delta*r1*already emitted*");
 }
 
+/* A payload of the wrong type is refused with a critical that names the
+ * event, and its floating reference is released (valgrind checks it). */
+static void
+test_event_payload_wrong_type (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(JarvisEvent) event = jarvis_event_new (JARVIS_EVENT_STREAM_DELTA, "r1");
+
+      g_log_set_always_fatal (G_LOG_FATAL_MASK);
+      jarvis_event_set_payload (event, g_variant_new_string ("not a dict"));
+      g_assert_null (jarvis_event_get_payload (event));
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*CRITICAL*jarvis_event_set_payload*agent.stream.delta*r1*must be an a{sv}, not s*");
+}
+
 static void
 test_event_flush_constructor (void)
 {
@@ -212,6 +232,7 @@ main (int   argc,
   g_test_add_func ("/jarvis/event/fields", test_event_fields);
   g_test_add_func ("/jarvis/event/string-storage", test_event_string_storage);
   g_test_add_func ("/jarvis/event/payload", test_event_payload);
+  g_test_add_func ("/jarvis/event/payload-wrong-type", test_event_payload_wrong_type);
   g_test_add_func ("/jarvis/event/ref-from-threads", test_event_ref_from_threads);
   g_test_add_func ("/jarvis/event/sealed-setter", test_event_sealed_setter);
   g_test_add_func ("/jarvis/event/flush-constructor", test_event_flush_constructor);
