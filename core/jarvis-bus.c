@@ -725,7 +725,9 @@ _jarvis_bus_reject_bus_only_event (JarvisEvent *event,
  * another thread it goes through a bounded queue: the call blocks while
  * the queue is full. Events of one thread keep their order.
  *
- * After close, events are dropped and counted as late.
+ * After close, events are dropped and counted as late. An event emitted
+ * twice, for example one a plugin received and passes on, is dispatched
+ * and counted twice.
  *
  * Events of type %JARVIS_EVENT_STREAM_FLUSH and
  * %JARVIS_EVENT_STREAM_COMPLETE are emitted only by the bus itself. Passing

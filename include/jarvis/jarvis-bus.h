@@ -108,14 +108,23 @@ const char *jarvis_counter_get_name (JarvisCounter counter);
  * coalesces delta text into flush events, and cleans each request up in a
  * fixed order.
  *
- * Create the bus in the thread that iterates its context. Handlers and
- * signals run only there. jarvis_bus_emit() may be called from any thread.
+ * Create the bus in the thread that iterates its context. Handlers,
+ * signals and the callbacks of close and unload run only there, whether or
+ * not that context is the thread default. jarvis_bus_emit() takes the
+ * event (transfer full) and may be called from any thread; the rest of the
+ * API belongs to the bus's thread.
  *
  * Signals:
  * - `request-started` (const char *request_id, const char *session_id):
  *   a request was opened and its start is about to be dispatched.
  * - `request-completed` (JarvisEvent *complete): the request's
- *   %JARVIS_EVENT_STREAM_COMPLETE event, after its handlers ran.
+ *   %JARVIS_EVENT_STREAM_COMPLETE event, after its sync handlers ran and
+ *   while the async calls made for it may still run.
+ * - `drained`: no request is active and no handler call is in flight.
+ *   Emitted each time that becomes true while the bus is open. A program
+ *   that has fed all its input can close from here without cancelling any
+ *   call; wait for it with a deadline, because a handler that never
+ *   returns keeps it from coming.
  *
  * Since: 0.1
  */
