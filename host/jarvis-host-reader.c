@@ -15,6 +15,9 @@
 
 #define STDIN_NAME "stdin"
 
+/* How often a paused reader asks whether the consumer caught up. */
+#define RESUME_POLL_MS 1
+
 struct _JarvisHostReader
 {
   GStrv inputs;                         /* (owned) */
@@ -30,6 +33,7 @@ struct _JarvisHostReader
   const char *input_name;               /* name in messages, borrowed from @inputs */
   GInputStream *stream;                 /* (owned) (nullable) */
   JarvisDecoder *decoder;               /* (owned) (nullable) */
+  GSource *resume_source;               /* (owned) (nullable) while paused */
 
   guint64 input_errors;
 };
@@ -63,8 +67,19 @@ jarvis_host_reader_new (const char * const            *inputs,
 }
 
 static void
+stop_resume_source (JarvisHostReader *reader)
+{
+  if (reader->resume_source == NULL)
+    return;
+
+  g_source_destroy (reader->resume_source);
+  g_clear_pointer (&reader->resume_source, g_source_unref);
+}
+
+static void
 close_input (JarvisHostReader *reader)
 {
+  stop_resume_source (reader);
   g_clear_pointer (&reader->decoder, jarvis_decoder_free);
   g_clear_object (&reader->stream);
   reader->input_name = NULL;
@@ -137,6 +152,52 @@ complete_run (JarvisHostReader *reader,
     g_task_return_boolean (task, TRUE);
 }
 
+static void on_read (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data);
+
+static void
+read_next (JarvisHostReader *reader)
+{
+  g_input_stream_read_bytes_async (reader->stream, reader->options.read_size,
+                                   G_PRIORITY_DEFAULT,
+                                   g_task_get_cancellable (reader->task),
+                                   on_read, reader);
+}
+
+/* Polls, because the consumer's backlog shrinks as handler calls return,
+ * and nothing signals a threshold. It runs only while reading is paused. */
+static gboolean
+check_resume (gpointer user_data)
+{
+  JarvisHostReader *reader = user_data;
+  GError *error = NULL;
+
+  if (g_cancellable_set_error_if_cancelled (g_task_get_cancellable (reader->task), &error))
+    {
+      g_clear_pointer (&reader->resume_source, g_source_unref);
+      complete_run (reader, error);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (reader->options.busy_func (reader->user_data))
+    return G_SOURCE_CONTINUE;
+
+  g_clear_pointer (&reader->resume_source, g_source_unref);
+  read_next (reader);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+pause_reading (JarvisHostReader *reader)
+{
+  reader->resume_source = g_timeout_source_new (RESUME_POLL_MS);
+  g_source_set_static_name (reader->resume_source, "jarvis-host reader resume");
+  g_source_set_callback (reader->resume_source, check_resume, reader, NULL);
+  g_source_attach (reader->resume_source, g_main_context_get_thread_default ());
+}
+
 static void
 on_read (GObject      *source,
          GAsyncResult *result,
@@ -178,10 +239,13 @@ on_read (GObject      *source,
 
   jarvis_decoder_feed (reader->decoder, data, size);
 
-  g_input_stream_read_bytes_async (reader->stream, reader->options.read_size,
-                                   G_PRIORITY_DEFAULT,
-                                   g_task_get_cancellable (reader->task),
-                                   on_read, reader);
+  if (reader->options.busy_func != NULL && reader->options.busy_func (reader->user_data))
+    {
+      pause_reading (reader);
+      return;
+    }
+
+  read_next (reader);
 }
 
 static void
@@ -200,10 +264,7 @@ start_decoding (JarvisHostReader *reader,
   if (reader->session_id != NULL)
     jarvis_decoder_set_session_id (reader->decoder, reader->session_id);
 
-  g_input_stream_read_bytes_async (reader->stream, reader->options.read_size,
-                                   G_PRIORITY_DEFAULT,
-                                   g_task_get_cancellable (reader->task),
-                                   on_read, reader);
+  read_next (reader);
 }
 
 static void

@@ -17,6 +17,11 @@ typedef struct
   gsize max_line_length;        /* bytes */
   const char *request_id;       /* (nullable) for provider streams without one */
   const char *session_id;       /* (nullable) for events that name none */
+
+  /* (nullable) Called with the event callback's user_data after each
+   * read. While it returns TRUE, reading pauses, so that a consumer with
+   * too much work in flight sets the pace. */
+  gboolean (*busy_func) (gpointer user_data);
 } JarvisHostReaderOptions;
 
 JarvisHostReader *jarvis_host_reader_new (const char * const            *inputs,

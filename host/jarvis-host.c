@@ -44,6 +44,14 @@
  * them. As long as the bus's default drain deadline. */
 #define HOST_SETTLE_MS 2000
 
+/* Reading pauses while this many handler calls are in flight, and goes on
+ * once fewer than HOST_RESUME_IN_FLIGHT are left. Without a bound, a slow
+ * async plugin falls ever further behind a fast input, its calls use
+ * memory without limit, and the end grace and drain deadline cancel and
+ * detach those still queued. */
+#define HOST_MAX_IN_FLIGHT 10000
+#define HOST_RESUME_IN_FLIGHT 5000
+
 /* The state of a request as seen from the events the host emitted. Only
  * requests whose stream ended are waited for before close. */
 typedef enum
@@ -84,6 +92,7 @@ typedef struct
   GHashTable *finished;                 /* (owned) ids of completed requests */
 
   gboolean source_done;
+  gboolean backlogged;                  /* reading paused for in-flight calls */
   gboolean closing;
   gboolean done;
   gboolean interrupted;
@@ -643,6 +652,20 @@ watch_signals (Host *host)
 
 /* The source phase. */
 
+static gboolean
+is_backlogged (gpointer user_data)
+{
+  Host *host = user_data;
+  guint n_in_flight = jarvis_bus_get_n_invocations (host->bus);
+
+  if (host->backlogged)
+    host->backlogged = n_in_flight >= HOST_RESUME_IN_FLIGHT;
+  else
+    host->backlogged = n_in_flight >= HOST_MAX_IN_FLIGHT;
+
+  return host->backlogged;
+}
+
 static void
 start_reading (Host *host)
 {
@@ -659,6 +682,7 @@ start_reading (Host *host)
   reader_options.request_id = host->options.request_id;
   reader_options.session_id = host->options.session;
 
+  reader_options.busy_func = is_backlogged;
   host->reader = jarvis_host_reader_new (inputs, &reader_options, emit_event, host);
   jarvis_host_reader_run_async (host->reader, host->cancellable, on_inputs_read, host);
 }

@@ -617,6 +617,50 @@ test_clean_run_cancels_nothing (Fixture       *fixture,
   g_assert_cmpuint (completes, ==, 2);
 }
 
+/* A plugin that returns 100 calls a millisecond falls behind a file read
+ * at full speed. Reading must pause while 10,000 calls are in flight, so
+ * that the plugin never holds many more than that, and no call is
+ * cancelled for being queued past the end grace. */
+static void
+test_slow_plugin_sets_pace (Fixture       *fixture,
+                            gconstpointer  user_data)
+{
+  g_autofree char *fixture_plugins = g_test_build_filename (G_TEST_BUILT, "plugins", NULL);
+  g_autofree char *input = fixture_path (fixture, "many-deltas.events");
+  g_autofree char *report = fixture_path (fixture, "max-in-flight.txt");
+  g_autofree char *report_option = g_strdup_printf ("slow_async.report=%s", report);
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autofree char *report_contents = NULL;
+  g_autoptr (GString) events = g_string_new ("{\"type\":\"agent.stream.start\",\"request_id\":\"long\"}\n");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) stats = NULL;
+  g_autoptr (HostRun) run = NULL;
+  const char * const args[] = {
+    "--format=events", "--plugin-dir", fixture_plugins, "--plugin=slow_async",
+    "--option", report_option, "--stats", stats_path, input, NULL
+  };
+
+  for (guint i = 0; i < 40000; i++)
+    g_string_append_printf (events, "{\"type\":\"agent.stream.delta\",\"request_id\":\"long\",\"text\":\"t%u \"}\n", i);
+  g_string_append (events, "{\"type\":\"agent.stream.end\",\"request_id\":\"long\"}\n");
+  g_file_set_contents (input, events->str, events->len, &error);
+  g_assert_no_error (error);
+
+  run = run_host (fixture, NULL, args);
+  g_assert_cmpint (run->exit_status, ==, 0);
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_created"), ==, 40000);
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_completed"), ==, 40000);
+
+  /* One read of 64 KiB adds about 1,000 calls after the check. */
+  g_file_get_contents (report, &report_contents, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_ascii_strtoull (report_contents, NULL, 10), >=, 1);
+  g_assert_cmpuint (g_ascii_strtoull (report_contents, NULL, 10), <=, 12000);
+}
+
 static void
 test_stdin (Fixture       *fixture,
             gconstpointer  user_data)
@@ -1832,6 +1876,7 @@ main (int    argc,
   ADD ("format/ollama", test_format_ollama);
   ADD ("format/events", test_format_events);
   ADD ("stats/clean-run-cancels-nothing", test_clean_run_cancels_nothing);
+  ADD ("input/slow-plugin-sets-pace", test_slow_plugin_sets_pace);
   ADD ("input/stdin", test_stdin);
   ADD ("input/several", test_several_inputs);
   ADD ("input/flush-bytes", test_flush_bytes_reach_bus);
