@@ -817,6 +817,7 @@ run (Host *host)
 {
   g_autoptr (GError) error = NULL;
   guint64 input_errors = 0;
+  guint64 detached;
 
   if (!check_options (host, &error) ||
       (host->options.url != NULL && !read_api_key (host, &error)))
@@ -863,6 +864,19 @@ run (Host *host)
 
   if (input_errors > 0 || jarvis_bus_get_counter (host->bus, JARVIS_COUNTER_HANDLER_ERRORS) > 0)
     host->failed = TRUE;
+
+  /* A detached call never finished its work, which is a plugin failure
+   * even though the bus went on without it. */
+  detached = jarvis_bus_get_counter (host->bus, JARVIS_COUNTER_TASKS_DETACHED);
+  if (detached > 0)
+    {
+      g_printerr ("jarvis-host: %" G_GUINT64_FORMAT " handler %s not return within the "
+                  "drain deadline and %s given up; the plugins named in the warnings above "
+                  "may not have finished their work\n", detached,
+                  detached == 1 ? "call did" : "calls did",
+                  detached == 1 ? "was" : "were");
+      host->failed = TRUE;
+    }
 
   return host->failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -661,6 +661,36 @@ test_slow_plugin_sets_pace (Fixture       *fixture,
   g_assert_cmpuint (g_ascii_strtoull (report_contents, NULL, 10), <=, 12000);
 }
 
+/* A call that never returns is detached at the drain deadline. The run
+ * still completes its request, but the exit status says a plugin failed. */
+static void
+test_detached_call_fails_run (Fixture       *fixture,
+                              gconstpointer  user_data)
+{
+  g_autofree char *fixture_plugins = g_test_build_filename (G_TEST_BUILT, "plugins", NULL);
+  g_autofree char *stats_path = fixture_path (fixture, "stats.json");
+  g_autoptr (JsonObject) stats = NULL;
+  g_autoptr (HostRun) run = NULL;
+  const char * const args[] = {
+    "--format=events", "--plugin-dir", fixture_plugins, "--plugin=never_returns",
+    "--stats", stats_path, "-", NULL
+  };
+  const char *events =
+    "{\"type\":\"agent.stream.start\",\"request_id\":\"r1\"}\n"
+    "{\"type\":\"agent.stream.delta\",\"request_id\":\"r1\",\"text\":\"x\"}\n"
+    "{\"type\":\"agent.stream.end\",\"request_id\":\"r1\"}\n";
+
+  run = run_host (fixture, events, args);
+
+  g_assert_cmpint (run->exit_status, ==, 1);
+  g_assert_nonnull (strstr (run->err, "1 handler call did not return within the drain deadline"));
+
+  stats = read_stats (stats_path);
+  assert_stats_invariants (stats);
+  g_assert_cmpint (json_object_get_int_member (stats, "requests"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (stats, "tasks_detached"), ==, 1);
+}
+
 static void
 test_stdin (Fixture       *fixture,
             gconstpointer  user_data)
@@ -1877,6 +1907,7 @@ main (int    argc,
   ADD ("format/events", test_format_events);
   ADD ("stats/clean-run-cancels-nothing", test_clean_run_cancels_nothing);
   ADD ("input/slow-plugin-sets-pace", test_slow_plugin_sets_pace);
+  ADD ("stats/detached-call-fails-run", test_detached_call_fails_run);
   ADD ("input/stdin", test_stdin);
   ADD ("input/several", test_several_inputs);
   ADD ("input/flush-bytes", test_flush_bytes_reach_bus);
