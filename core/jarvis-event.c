@@ -615,8 +615,8 @@ _jarvis_event_is_sealed (JarvisEvent *event)
   return g_atomic_int_get (&event->sealed);
 }
 
-/* Whether the event's type is an interned string, so that comparing
- * pointers with another interned string tells whether the types are
+/* Whether the event's type is an interned string. Only then does a pointer
+ * compare with another interned string decide whether the types are
  * equal. */
 gboolean
 _jarvis_event_type_is_interned (JarvisEvent *event)

@@ -123,7 +123,7 @@ const char *jarvis_counter_get_name (JarvisCounter counter);
  * - `drained`: no request is active and no handler call is in flight.
  *   Emitted each time that becomes true while the bus is open. A program
  *   that has fed all its input can close from here without cancelling any
- *   call; wait for it with a deadline, because a handler that never
+ *   call. Wait for it with a deadline, because a handler that never
  *   returns keeps it from coming.
  *
  * Since: 0.1
