@@ -42,13 +42,9 @@ if [ -z "$pc_file" ]; then
   exit 1
 fi
 
-# The .pc file names the final prefix, but under DESTDIR the files live
-# below it. A copy with the prefix moved keeps the Requires (GLib) intact,
-# which --define-variable would move too.
-prefix=$(sed -n 's/^prefix=//p' "$pc_file")
-mkdir -p "$work/pkgconfig"
-sed "s|^prefix=.*|prefix=$destdir$prefix|" "$pc_file" >"$work/pkgconfig/jarvis-events-1.pc"
-PKG_CONFIG_PATH=$work/pkgconfig
+# The .pc file finds its prefix from its own place, so the staged copy
+# under DESTDIR is used as it is.
+PKG_CONFIG_PATH=$(dirname "$pc_file")
 export PKG_CONFIG_PATH
 pkg() {
   pkg-config "$@" jarvis-events-1
