@@ -619,7 +619,7 @@ test_clean_run_cancels_nothing (Fixture       *fixture,
 
 /* A plugin that returns 100 calls a millisecond falls behind a file read
  * at full speed. Reading must pause while 10,000 calls are in flight, so
- * that the plugin never holds many more than that, and no call is
+ * that the plugin never keeps many more than that waiting. No call may be
  * cancelled for being queued past the end grace. */
 static void
 test_slow_plugin_sets_pace (Fixture       *fixture,
@@ -662,7 +662,7 @@ test_slow_plugin_sets_pace (Fixture       *fixture,
 }
 
 /* A call that never returns is detached at the drain deadline. The run
- * still completes its request, but the exit status says a plugin failed. */
+ * still completes its request, but exits with status 1 for a plugin failure. */
 static void
 test_detached_call_fails_run (Fixture       *fixture,
                               gconstpointer  user_data)

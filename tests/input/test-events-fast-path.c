@@ -220,8 +220,10 @@ typedef struct
  *
  * json-glib 1.6.6 leaks memory on a second value before or after an object
  * or array, such as `{…}{…}` or `0 {…}`, and on a high surrogate escape
- * followed by another escape, such as `\ud800\u0041`. jarvis_json_parse_object() rejects both before
- * json-glib sees them, and valgrind checks that nothing leaks. */
+ * followed by another escape, such as `\ud800\u0041`. Before json-glib
+ * parses a line, jarvis_json_parse_object() rejects the second value and
+ * turns the unpaired surrogate into `\ufffd`. Valgrind checks that nothing
+ * leaks. */
 static const TrickyLine tricky_lines[] = {
   { "0 {\"type\":\"a\",\"request_id\":\"r\"}", FALSE },
   { "\"s\" [{\"type\":\"a\",\"request_id\":\"r\"}]", FALSE },
@@ -392,8 +394,8 @@ typedef struct
 } SpecialByte;
 
 /* Puts each byte that ends a plain run at every offset of a string longer
- * than two eight-byte words, so that the reader meets it in the word loop
- * and in the byte loop, at the start, the middle and the end of a word. */
+ * than two eight-byte words. The reader then meets it in the word loop and
+ * in the byte loop, at the start, the middle and the end of a word. */
 static void
 test_special_byte_positions (void)
 {
